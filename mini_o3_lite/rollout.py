@@ -44,6 +44,7 @@ class RolloutConfig:
     on_invalid: str = "observe"  # "observe": an error turn for the model (Mini-o3); "stop": end as invalid
     batch_size: int = 16
     seed: int = 0
+    tools: bool = True  # False: no system prompt, so no tool is offered (the no-tool baseline; use max_turns=1)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Trajectory:
     exceeded: bool = False
     answer: str | None = None
     reward: float | None = None
+    context_images: list[Image.Image] = field(default_factory=list)  # in-context exemplars' images (few-shot)
 
     @property
     def done(self) -> bool:
@@ -85,6 +87,7 @@ class Trajectory:
         }
 
 
+Context = tuple[list[dict], list[Image.Image]]  # messages and images shown before the question
 Policy = Callable[[list[Trajectory], "Batcher"], list[TurnOutput]]
 
 
@@ -136,7 +139,7 @@ class Batcher:
         for row, t in enumerate(trajectories):
             ids[row, width - len(t.input_ids):] = torch.tensor(t.input_ids)
             mask[row, width - len(t.input_ids):] = 1
-        images = [im for t in trajectories for im in t.images]
+        images = [im for t in trajectories for im in (*t.context_images, *t.images)]
         pixel_values = torch.cat([self.pixels(im)[0] for im in images])
         grid = torch.stack([self.pixels(im)[1] for im in images])
         return {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values, "image_grid_thw": grid,
@@ -205,11 +208,18 @@ def replay_policy(script: dict[str, list[str]]) -> Policy:
 
 
 def start(record_id: str, question: str, answer_key: str | None, image: Image.Image, batcher: Batcher,
-          choices: list[str] | None = None) -> Trajectory:
-    """A conversation at its first generation prompt: system, user (image + question), `assistant\\n`."""
-    messages = protocol.messages_for(question, choices)
-    ids = batcher.expand(batcher.text_ids(messages, generation_prompt=True), [image])
-    return Trajectory(record_id, question, answer_key, messages, [image], ids, [0] * len(ids), [0.0] * len(ids))
+          choices: list[str] | None = None, tools: bool = True, context: Context | None = None) -> Trajectory:
+    """A conversation at its first generation prompt: system, user (image + question), `assistant\\n`.
+
+    `tools=False` leaves the system prompt out (nothing tells the model a tool exists). `context`
+    (messages, images) goes between the system prompt and the question: few-shot exemplars.
+    """
+    system, user = protocol.messages_for(question, choices)
+    shown, shown_images = context or ([], [])
+    messages = [system] * tools + list(shown) + [user]
+    ids = batcher.expand(batcher.text_ids(messages, generation_prompt=True), [*shown_images, image])
+    return Trajectory(record_id, question, answer_key, messages, [image], ids, [0] * len(ids), [0.0] * len(ids),
+                      context_images=list(shown_images))
 
 
 def _append_env(traj: Trajectory, ids: list[int]) -> None:
@@ -274,11 +284,11 @@ def step(traj: Trajectory, turn: TurnOutput, batcher: Batcher, config: RolloutCo
 
 
 def rollout(records: Sequence, images: Sequence[Image.Image], processor, policy: Policy, config: RolloutConfig,
-            progress: bool = False) -> list[Trajectory]:
+            progress: bool = False, context: Context | None = None) -> list[Trajectory]:
     """Run the agent loop on every record (batches of `config.batch_size`); one trajectory per record.
 
     `records` need `.id`, `.question`, `.answer` and `.choices` (data.Record); `images[i]` is record i's
-    full-resolution image.
+    full-resolution image. `context`: exemplar turns shown before every question (`start`).
     """
     from tqdm.auto import tqdm
 
@@ -287,7 +297,7 @@ def rollout(records: Sequence, images: Sequence[Image.Image], processor, policy:
     bar = tqdm(total=len(records), disable=not progress, desc="rollout")
     for lo in range(0, len(records), config.batch_size):
         batcher = Batcher(processor)  # per batch: its image cache dies with the batch
-        trajs = [start(r.id, r.question, r.answer, im, batcher, getattr(r, "choices", None))
+        trajs = [start(r.id, r.question, r.answer, im, batcher, getattr(r, "choices", None), config.tools, context)
                  for r, im in zip(records[lo : lo + config.batch_size], images[lo : lo + config.batch_size],
                                   strict=True)]
         while active := [t for t in trajs if not t.done]:

@@ -202,3 +202,68 @@ def load_trajectories(folder) -> list:
             where = folder / "trajectories.jsonl"
             raise ValueError(f"{where}, line {line_no}: cannot read this trajectory ({exc!r})") from exc
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The few-shot VLM teacher (Mini-o3's cold-start recipe)
+# ----------------------------------------------------------------------------------------------
+
+
+def pick_exemplars(trajectories, patterns: dict[str, str], per_pattern: int = 1) -> list:
+    """The shortest kept trajectories of each reasoning pattern: the exemplars shown in context."""
+    out = []
+    for pattern in ("direct", "depth_first", "trial_and_error", "target_maintenance"):
+        same = sorted((t for t in trajectories if patterns.get(t.id) == pattern), key=lambda t: (len(t.messages), t.id))
+        out += same[:per_pattern]
+    return out
+
+
+def fewshot_context(exemplars) -> tuple[list[dict], list]:
+    """(messages, images) of the exemplars, without their system prompts, in the order shown."""
+    messages, images = [], []
+    for t in exemplars:
+        messages += t.messages[1:]
+        images += t.images
+    return messages, images
+
+
+def fewshot_trajectories(model, processor, records, images, exemplars, preset, max_turns: int,
+                         samples: int = 1, temperature: float = 0.7, seed: int = 0, progress: bool = False,
+                         policy=None):
+    """Mini-o3's few-shot teacher: exemplars in context, the model runs the agent loop, correct ones are kept.
+
+    Each record is tried `samples` times (sampling at `temperature`, seeds seed, seed+1, ...). A kept
+    trajectory ends with the correct answer; duplicates (same record, same assistant turns) are
+    dropped; the exemplars are cut out of the kept conversations, so they read like any other
+    trajectory (system prompt, question, turns). `policy` replaces the model's (tests). Returns
+    (kept, stats).
+    """
+    from dataclasses import replace
+
+    from .rollout import RolloutConfig, model_policy, rollout
+
+    context = fewshot_context(exemplars)
+    cfg = RolloutConfig(max_turns=max_turns, max_new_tokens=preset.max_new_tokens, context_length=10**6,
+                        max_images=max_turns + 1, temperature=temperature, batch_size=preset.eval_batch_size)
+    tried, kept, seen = [], [], set()
+    for k in range(samples):
+        cfg_k = replace(cfg, seed=seed + k)
+        tried += rollout(records, images, processor, policy or model_policy(model, cfg_k), cfg_k, progress, context)
+    tokens = round(sum(len(t.input_ids) for t in tried) / max(1, len(tried)))  # exemplars included
+    for t in tried:
+        t.reward = float(t.finish == "answer" and t.answer == t.answer_key)
+        key = (t.id, tuple(m["content"][0]["text"] for m in t.messages if m["role"] == "assistant"))
+        if t.reward and key not in seen:
+            seen.add(key)
+            # cut the exemplars out; the ids/masks included them, so they are dropped (SFT re-renders the messages)
+            t.messages = t.messages[:1] + t.messages[1 + len(context[0]):]
+            t.context_images, t.input_ids, t.model_mask, t.logprobs = [], [], [], []
+            kept.append(t)
+    stats = {
+        "records": len(records), "samples": samples, "tried": len(tried), "correct": int(sum(t.reward for t in tried)),
+        "kept": len(kept), "yield": round(len(kept) / max(1, len(tried)), 4),
+        "mean_tokens_with_exemplars": tokens,
+        "finish": dict(Counter(t.finish for t in tried)),
+        "turns_kept": dict(sorted(Counter(t.turns for t in kept).items())),
+    }
+    return kept, stats

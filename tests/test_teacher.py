@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from mini_o3_lite import scenes, teacher
+from mini_o3_lite import rollout, scenes, teacher
 from mini_o3_lite.presets import load_preset
+from mini_o3_lite.rollout import replay_policy
 
 P = load_preset("tiny")
 
@@ -38,3 +39,45 @@ def test_save_and_load_round_trip(tiny_processor, tmp_path):
     back = teacher.load_trajectories(tmp_path)
     assert [t.messages for t in back] == [t.messages for t in kept]
     assert [[im.tobytes() for im in t.images] for t in back] == [[im.tobytes() for im in t.images] for t in kept]
+
+
+def test_fewshot_keeps_correct_deduplicated_and_cuts_the_exemplars(tiny_processor):
+    kept, patterns, _ = run(tiny_processor, n=12)
+    exemplars = teacher.pick_exemplars(kept, patterns)
+    assert 1 <= len(exemplars) <= 4 and len({patterns[t.id] for t in exemplars}) == len(exemplars)
+    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=16)
+    records = records[12:]  # questions the exemplars do not answer
+    right = {r.id: [f"<think>I see it.</think>\n<answer>{r.answer}</answer>"] for r in records}
+    wrong = {r.id: ["<think>I see it.</think>\n<answer>nothing</answer>"] for r in records}
+    scripts = iter([right, right, wrong])  # three samples: the second repeats the first, the third is wrong
+
+    def policy(active, batcher):
+        if active[0].turns == 0 and active[0].id == records[0].id:
+            policy.script = next(scripts)
+        return replay_policy(policy.script)(active, batcher)
+
+    got, stats = teacher.fewshot_trajectories(None, tiny_processor, records, [images[r.id] for r in records],
+                                              exemplars, P, max_turns=4, samples=3, policy=policy)
+    assert stats["tried"] == 12 and stats["correct"] == 8 and stats["kept"] == len(got) == 4
+    assert stats["yield"] == round(4 / 12, 4) and stats["mean_tokens_with_exemplars"] > 300
+    context_messages, context_images = teacher.fewshot_context(exemplars)
+    assert len(context_images) == sum(len(t.images) for t in exemplars)
+    for t in got:  # the kept conversation reads like any other: system, question, answer
+        assert [m["role"] for m in t.messages] == ["system", "user", "assistant"] and len(t.images) == 1
+        assert t.context_images == [] and t.answer == t.answer_key
+
+
+def test_fewshot_context_reaches_the_model_input(tiny_processor):
+    """The exemplars' images are in the batch before the question's, and their text is in the prompt."""
+    kept, patterns, _ = run(tiny_processor, n=8)
+    exemplars = teacher.pick_exemplars(kept, patterns)[:1]
+    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=9)
+    batcher = rollout.Batcher(tiny_processor)
+    context = teacher.fewshot_context(exemplars)
+    traj = rollout.start(records[8].id, records[8].question, records[8].answer, images[records[8].id], batcher,
+                         context=context)
+    batch = batcher.batch([traj])
+    assert batch["image_grid_thw"].shape[0] == len(exemplars[0].images) + 1
+    text = tiny_processor.tokenizer.decode(traj.input_ids)
+    assert text.count("<|im_start|>system") == 1 and exemplars[0].question in text
+    assert text.rindex(records[8].question) > text.rindex(exemplars[0].question)

@@ -1,0 +1,88 @@
+"""Evaluation: run the agent on a split, score every answer, summarise as a tidy table.
+
+One evaluator for every split and benchmark loader (anything with `data.Record` fields). A run is
+the agent loop of `rollout.py` with greedy decoding by default; every trajectory becomes one row
+(id, difficulty, answer, correct, turns, zooms, finish, exceeded, valid actions, tokens), and
+`summary` groups rows into accuracy, valid-action rate, mean turns and finish reasons per
+difficulty. The no-tool baseline is the same model asked the same question without the system
+prompt that describes the tool, with one turn to answer from the full view alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+from . import scoring
+from .rollout import RolloutConfig, model_policy, rollout
+
+
+def settings(preset, max_turns: int | None = None, **overrides) -> RolloutConfig:
+    """Greedy evaluation settings from a preset (turn budget: the preset's test-time budget)."""
+    turns = max_turns or preset.max_turns_eval
+    base = dict(max_turns=turns, max_new_tokens=preset.max_new_tokens, context_length=preset.context_length,
+                context_reserve=preset.context_reserve, max_images=turns + 1, do_sample=False,
+                batch_size=preset.eval_batch_size, seed=preset.seed)
+    return RolloutConfig(**(base | overrides))
+
+
+def row(traj, record) -> dict:
+    """One trajectory as a flat row (pandas-friendly)."""
+    actions = len(traj.calls)
+    valid = sum(c is None or bool(c.get("valid")) for c in traj.calls)
+    zooms = sum(1 for c in traj.calls if c and c.get("valid") and c.get("executed", True))
+    return {
+        "id": traj.id, "difficulty": record.difficulty or "all", "source": record.source,
+        "answer_key": record.answer, "answer": traj.answer,
+        "correct": scoring.score(traj.answer, record.answer, record.choices),
+        "turns": traj.turns, "zooms": zooms, "finish": traj.finish, "exceeded": traj.exceeded,
+        "actions": actions, "valid_actions": valid, "tokens": len(traj.input_ids),
+    }
+
+
+def run(model, processor, records, images, config: RolloutConfig | None = None, progress: bool = False,
+        trajectories: list | None = None) -> list[dict]:
+    """Evaluate the model on the records; returns one row per record.
+
+    `images[i]` is record i's image (`data.open_image(record, folder)`). Pass a list as `trajectories`
+    to keep the trajectories as well.
+    """
+    config = config or RolloutConfig(do_sample=False)
+    trajs = rollout(records, images, processor, model_policy(model, config), config, progress=progress)
+    if trajectories is not None:
+        trajectories += trajs
+    return [row(t, r) for t, r in zip(trajs, records, strict=True)]
+
+
+def no_tool(model, processor, records, images, config: RolloutConfig | None = None,
+            progress: bool = False) -> list[dict]:
+    """The no-tool baseline: no tool in the prompt, one turn, the full view only."""
+    config = replace(config or RolloutConfig(do_sample=False), tools=False, max_turns=1, max_images=1)
+    return run(model, processor, records, images, config, progress)
+
+
+def summary(rows: list[dict], by: str = "difficulty") -> list[dict]:
+    """Per group (and `all`): n, accuracy, valid-action rate, mean turns and zooms, exceeded, finishes."""
+    groups: dict[str, list[dict]] = {"all": rows}
+    for r in rows:
+        groups.setdefault(str(r[by]), []).append(r)
+    out = []
+    for name, rs in groups.items():
+        n = len(rs)
+        actions = sum(r["actions"] for r in rs)
+        finishes = Counter(r["finish"] for r in rs)
+        out.append({
+            by: name, "n": n,
+            "accuracy": round(sum(r["correct"] for r in rs) / max(n, 1), 4),
+            "valid_actions": round(sum(r["valid_actions"] for r in rs) / max(actions, 1), 4),
+            "mean_turns": round(sum(r["turns"] for r in rs) / max(n, 1), 2),
+            "mean_zooms": round(sum(r["zooms"] for r in rs) / max(n, 1), 2),
+            "exceeded": round(sum(r["exceeded"] for r in rs) / max(n, 1), 4),
+            **{f"finish_{k}": finishes.get(k, 0) for k in ("answer", "max_turns", "context", "invalid")},
+        })
+    order = {"all": 0, "easy": 1, "medium": 2, "hard": 3}
+    return sorted(out, key=lambda s: (order.get(s[by], 9), s[by]))
+
+
+def accuracy(rows: list[dict]) -> float:
+    return round(sum(r["correct"] for r in rows) / max(len(rows), 1), 4)

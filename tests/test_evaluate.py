@@ -1,0 +1,62 @@
+"""The evaluator: rows and summaries on scripted trajectories, the no-tool setting, a tiny-model run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mini_o3_lite import evaluate, protocol, scenes
+from mini_o3_lite.presets import load_preset
+from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout
+
+P = load_preset("tiny")
+CALL = protocol.assistant_text("I see a spot.", protocol.tool_call_text([0, 0, 0.5, 0.5], "original_image"))
+
+
+def split(n=4):
+    records, images = scenes.make_split(P.data, "test", P.min_pixels, P.max_pixels, n=n)
+    return records, [images[r.id] for r in records]
+
+
+def test_rows_and_summary_count_what_happened(tiny_processor):
+    records, images = split(4)
+    r = records
+    script = {
+        r[0].id: [CALL, protocol.assistant_text("I see it.", protocol.answer_text(r[0].answer))],  # right, 1 zoom
+        r[1].id: ["<think>hm</think>\n<grounding>{bad json</grounding>",
+                  protocol.assistant_text("I see it.", protocol.answer_text("nothing"))],  # wrong, 1 bad action
+        r[2].id: [CALL, CALL, CALL],  # still searching at the turn limit: exceeded
+        r[3].id: ["I have no idea"],  # neither call nor answer: invalid
+    }
+    cfg = RolloutConfig(max_turns=3, batch_size=4)
+    rows = [evaluate.row(t, rec) for t, rec in zip(rollout(records, images, tiny_processor, replay_policy(script), cfg),
+                                                   records, strict=True)]
+    assert [x["correct"] for x in rows] == [True, False, False, False]
+    assert [x["finish"] for x in rows] == ["answer", "answer", "max_turns", "invalid"]
+    assert [x["zooms"] for x in rows] == [1, 0, 2, 0]  # the third call was not executed
+    assert [(x["valid_actions"], x["actions"]) for x in rows] == [(2, 2), (1, 2), (3, 3), (0, 1)]
+    total = evaluate.summary(rows)[0]
+    assert total["difficulty"] == "all" and total["n"] == 4 and total["accuracy"] == 0.25
+    assert total["valid_actions"] == round(6 / 8, 4) and total["exceeded"] == 0.25
+    assert (total["finish_answer"], total["finish_max_turns"], total["finish_invalid"]) == (2, 1, 1)
+    assert {s["difficulty"] for s in evaluate.summary(rows)} == {"all"} | {rec.difficulty for rec in records}
+
+
+def test_no_tool_prompt_has_no_system_prompt_and_one_turn(tiny_processor):
+    records, images = split(2)
+    cfg = replace(RolloutConfig(batch_size=2), tools=False, max_turns=1, max_images=1)
+    script = {records[0].id: [CALL], records[1].id: [protocol.assistant_text("x", protocol.answer_text("red"))]}
+    trajs = rollout(records, images, tiny_processor, replay_policy(script), cfg)
+    assert [m["role"] for m in trajs[0].messages] == ["user", "assistant"]
+    assert protocol.SYSTEM_PROMPT[:40] not in tiny_processor.tokenizer.decode(trajs[0].input_ids)
+    assert trajs[0].finish == "max_turns" and trajs[0].exceeded and trajs[1].finish == "answer"
+
+
+def test_run_with_the_tiny_model(tiny_model, tiny_processor):
+    records, images = split(3)
+    trajs: list = []
+    cfg = evaluate.settings(P, max_turns=2, max_new_tokens=8, batch_size=3)
+    rows = evaluate.run(tiny_model, tiny_processor, records, images, cfg, trajectories=trajs)
+    assert len(rows) == len(trajs) == 3 and all(1 <= x["turns"] <= 2 for x in rows)
+    assert rows == evaluate.run(tiny_model, tiny_processor, records, images, cfg)  # greedy: same rows
+    base = evaluate.no_tool(tiny_model, tiny_processor, records, images, cfg)
+    assert all(x["turns"] == 1 for x in base)
