@@ -24,7 +24,6 @@ import argparse
 import json
 import math
 import random
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import protocol, scenes
+from .checkpoint import recover_checkpoint, save_checkpoint
 from .modeling import build_tiny, count_parameters, load, save
 from .presets import Preset, load_preset
 
@@ -340,35 +340,6 @@ def train(preset: Preset, out: str | Path, init: str | Path | None = None, progr
                "parameters": count_parameters(model), "final_eval": final}
     (out / "training_log.json").write_text(json.dumps({**summary, "curve": state["curve"], "evals": state["evals"]}))
     return summary
-
-
-def save_checkpoint(model, processor, optimizer, scheduler, state: dict, path: Path) -> None:
-    """Model directory plus optimizer/scheduler/step, written to a temp dir then swapped in.
-
-    At every moment a complete checkpoint exists under `path`, `path.tmp` or `path.old`;
-    `recover_checkpoint` puts it back in place after a crash.
-    """
-    tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(model, processor, tmp)
-    torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-               tmp / "trainer_state.pt")
-    shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def recover_checkpoint(path: Path) -> None:
-    """After a crash mid-swap: the newest complete checkpoint (`.tmp`, then `.old`) becomes `path`."""
-    if (path / "trainer_state.pt").exists():
-        return
-    for spare in (path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")):
-        if (spare / "trainer_state.pt").exists():
-            shutil.rmtree(path, ignore_errors=True)
-            spare.rename(path)
-            return
 
 
 def main() -> None:

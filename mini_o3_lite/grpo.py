@@ -1,0 +1,258 @@
+"""Multi-turn GRPO with over-turn masking: Mini-o3's RL stage, readable top to bottom.
+
+Written by hand because TRL's `GRPOTrainer` cannot yet run a tool that returns *new images* over
+many turns inside one rollout; the rollout is `rollout.py` (the same loop as evaluation), and the
+rest is a CleanRL-style loop. One step:
+
+1. sample `prompts_per_step` training questions; roll out `group_size` trajectories for each at the
+   training turn limit, sampling at `temperature`;
+2. reward = answer accuracy (0 or 1), Mini-o3's reward (format weight 0, no tool-call penalty);
+3. advantage of each trajectory = (reward - group mean) / (group std + 1e-6), shared by its tokens;
+4. loss only on tokens the model produced (never prompt, observation or error turns): the clipped
+   policy-gradient surrogate with Mini-o3's asymmetric clip range (0.2 low, 0.3 high), averaged over
+   tokens ("token-mean"), no KL term unless `kl_coef` > 0;
+5. **over-turn masking**: trajectories that were `exceeded` (still calling the tool at the turn,
+   image or context limit) get no gradient but keep their reward 0 in the group statistics, as in
+   Mini-o3's code. `over_turn_masking=False` lets them teach "answer sooner" like any failure;
+   `drop_exceeded_from_stats=True` also removes them from the group mean and std.
+
+Groups whose rewards are all equal carry no signal (advantage 0) and are left out of the loss (Mini-o3
+drops them and refills the batch with new rollouts; the kit does not refill, to save CPU time).
+Each step's rollouts are updated in `prompts_per_step / mini_batch_prompts` mini-batches, so after the
+first the policy is slightly off the sampling one: that is what the ratio and its clipping handle.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import memory, scoring
+from .checkpoint import recover_checkpoint, save_checkpoint
+from .modeling import freeze_vision, load, lora_config, save
+from .presets import Preset
+from .rollout import Batcher, RolloutConfig, Trajectory, model_policy, rollout
+
+# ----------------------------------------------------------------------------------------------
+# The objective (one screen)
+# ----------------------------------------------------------------------------------------------
+
+
+def reward(traj: Trajectory, record) -> float:
+    """Mini-o3's reward: 1 for a correct answer, else 0 (no format term, no tool-call penalty)."""
+    return float(scoring.score(traj.answer, record.answer, record.choices))
+
+
+def group_advantages(rewards: torch.Tensor, exceeded: torch.Tensor, drop_exceeded: bool = False) -> torch.Tensor:
+    """GRPO advantages for one group: rewards normalised by the group's mean and std.
+
+    With `drop_exceeded`, the statistics use only trajectories that were not exceeded.
+    """
+    in_stats = ~exceeded if drop_exceeded else torch.ones_like(exceeded)
+    if in_stats.sum() < 2:  # no group to compare with
+        return torch.zeros_like(rewards)
+    mean, std = rewards[in_stats].mean(), rewards[in_stats].std()
+    return (rewards - mean) / (std + 1e-6)
+
+
+def trajectory_weights(exceeded: torch.Tensor, over_turn_masking: bool, drop_exceeded: bool) -> torch.Tensor:
+    """1 where a trajectory's tokens carry loss, 0 for exceeded ones when they are masked or dropped."""
+    return (~exceeded if (over_turn_masking or drop_exceeded) else torch.ones_like(exceeded)).float()
+
+
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                clip_low: float, clip_high: float, n_tokens: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped surrogate, summed over masked tokens and divided by `n_tokens` (the mini-batch's count).
+
+    logp, old_logp, mask: (batch, tokens); advantages: (batch,). Returns (loss, clipped-token count).
+    """
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages[:, None]
+    unclipped, clipped = ratio * adv, ratio.clamp(1 - clip_low, 1 + clip_high) * adv
+    loss = -(torch.min(unclipped, clipped) * mask).sum() / max(n_tokens, 1.0)
+    return loss, ((clipped < unclipped).float() * mask).sum()
+
+
+def token_logprobs(model, batch: dict, model_mask: torch.Tensor, temperature: float):
+    """Log-probabilities (at the sampling temperature) and entropies of each next token, with its mask."""
+    logits = model(**batch).logits[:, :-1].float() / temperature
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy, model_mask[:, 1:].float()
+
+
+def reference_logprobs(model, ref, batch: dict, mask: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Log-probs under the start policy: a frozen copy, or the LoRA model with its adapters switched off."""
+    if ref is not None:
+        return token_logprobs(ref, batch, mask, temperature)[0]
+    with model.disable_adapter():
+        return token_logprobs(model, batch, mask, temperature)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# One step: rollouts, rewards, advantages, updates
+# ----------------------------------------------------------------------------------------------
+
+
+def rollout_config(preset: Preset, step: int) -> RolloutConfig:
+    turns = preset.max_turns_train
+    return RolloutConfig(max_turns=turns, max_new_tokens=preset.max_new_tokens,
+                         context_length=preset.context_length, context_reserve=preset.context_reserve,
+                         max_images=2 * turns, temperature=preset.rl.temperature,  # Mini-o3: 6 turns, 12 images
+                         batch_size=preset.rollout_batch_size, seed=preset.seed * 100_003 + step)
+
+
+def sample_groups(preset: Preset, records, images, step: int):
+    """This step's prompts (seeded by step, so a resumed run draws the same ones), each `group_size` times."""
+    rng = random.Random(f"grpo/{preset.seed}/{step}")
+    picked = rng.sample(range(len(records)), min(preset.rl.prompts_per_step, len(records)))
+    G = preset.rl.group_size
+    recs = [replace(records[i], id=f"{records[i].id}#{k}") for i in picked for k in range(G)]
+    return recs, [images[i] for i in picked for _ in range(G)]
+
+
+def masked_batch(batcher: Batcher, trajs: list[Trajectory], device) -> tuple[dict, torch.Tensor]:
+    """Model inputs for finished trajectories and their left-padded model-token mask."""
+    batch = {k: v.to(device) for k, v in batcher.batch(trajs).items()}
+    width = batch["input_ids"].shape[1]
+    mask = torch.zeros(len(trajs), width, device=device)
+    for row, t in enumerate(trajs):
+        mask[row, width - len(t.model_mask):] = torch.tensor(t.model_mask, dtype=torch.float)
+    return batch, mask
+
+
+def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images, step: int) -> dict:
+    cfg, device, G = preset.rl, model.device, preset.rl.group_size
+    recs, ims = sample_groups(preset, records, images, step)
+    model.eval()
+    started = time.time()
+    settings = rollout_config(preset, step)
+    trajs = rollout(recs, ims, processor, model_policy(model, settings), settings)
+    rollout_s = time.time() - started
+    rewards = torch.tensor([reward(t, r) for t, r in zip(trajs, recs, strict=True)])
+    exceeded = torch.tensor([t.exceeded for t in trajs])
+    adv = torch.cat([group_advantages(rewards[g:g + G], exceeded[g:g + G], cfg.drop_exceeded_from_stats)
+                     for g in range(0, len(trajs), G)])
+    weight = trajectory_weights(exceeded, cfg.over_turn_masking, cfg.drop_exceeded_from_stats)
+    informative = torch.cat([(rewards[g:g + G].std() > 1e-4).float().expand(G) for g in range(0, len(trajs), G)])
+    batcher = Batcher(processor)
+    per_update = cfg.mini_batch_prompts * G
+    updates = [list(range(lo, min(lo + per_update, len(trajs)))) for lo in range(0, len(trajs), per_update)]
+    parts = [[u[k:k + cfg.micro_batch_size] for k in range(0, len(u), cfg.micro_batch_size)] for u in updates]
+    old, start = {}, {}  # before any update: the sampling policy's log-probs (recomputed, as verl does), the start's
+    with torch.no_grad():
+        for part in (p for ps in parts for p in ps):
+            batch, mask = masked_batch(batcher, [trajs[i] for i in part], device)
+            old[part[0]] = token_logprobs(model, batch, mask, cfg.temperature)[0]
+            start[part[0]] = reference_logprobs(model, ref, batch, mask, cfg.temperature)
+
+    stats = {"loss": 0.0, "clipped": 0.0, "tokens": 0.0, "entropy": 0.0, "kl": 0.0, "model_tokens": 0.0}
+    model.train()
+    for rows, micro in zip(updates, parts, strict=True):
+        n_tokens = sum(trajs[i].model_mask.count(1) * float(weight[i] * informative[i]) for i in rows)
+        optimizer.zero_grad(set_to_none=True)
+        for part in micro:
+            batch, mask = masked_batch(batcher, [trajs[i] for i in part], device)
+            logp, entropy, tok_mask = token_logprobs(model, batch, mask, cfg.temperature)
+            loss_mask = tok_mask * (weight[part] * informative[part]).to(device)[:, None]
+            loss, clipped = policy_loss(logp, old[part[0]], adv[part].to(device), loss_mask, cfg.clip_low,
+                                        cfg.clip_high, n_tokens)
+            log_ratio = start[part[0]] - logp
+            kl = torch.exp(log_ratio) - log_ratio - 1  # k3 estimator of KL(policy || start policy)
+            if cfg.kl_coef:
+                loss = loss + cfg.kl_coef * (kl * loss_mask).sum() / max(n_tokens, 1.0)
+            if n_tokens:
+                loss.backward()
+            stats["loss"] += float(loss.detach()) / len(updates)
+            stats["clipped"] += float(clipped)
+            stats["tokens"] += float(loss_mask.sum())
+            stats["model_tokens"] += float(tok_mask.sum())
+            stats["entropy"] += float((entropy.detach() * tok_mask).sum())
+            stats["kl"] += float((kl.detach() * tok_mask).sum())
+        if n_tokens:
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            optimizer.step()
+    all_tokens = max(stats["model_tokens"], 1.0)
+    return {
+        "step": step + 1, "reward": round(float(rewards.mean()), 4),
+        "accuracy": round(float(rewards.mean()), 4),  # reward is accuracy (Mini-o3's reward)
+        "mean_turns": round(sum(t.turns for t in trajs) / len(trajs), 3),
+        "exceeded": round(float(exceeded.float().mean()), 4),
+        "masked_tokens": round(1 - stats["tokens"] / all_tokens, 4),
+        "clip_fraction": round(stats["clipped"] / max(stats["tokens"], 1.0), 4),
+        "entropy": round(stats["entropy"] / all_tokens, 4), "kl": round(stats["kl"] / all_tokens, 5),
+        "loss": round(stats["loss"], 5), "informative_groups": int(informative.sum()) // G,
+        "rollout_seconds": round(rollout_s, 1), "seconds": round(time.time() - started, 1), **memory.snapshot(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The run: model, optimizer, checkpoints and resume
+# ----------------------------------------------------------------------------------------------
+
+
+def prepare(preset: Preset, init: str | Path, ckpt: Path):
+    """Policy (resumed from `ckpt` when it holds a checkpoint), start policy, saved trainer state.
+
+    Tiny: the language model is fine-tuned fully and the start policy is a frozen copy of `init`.
+    Full: LoRA adapters (PEFT) on `init`; the checkpoint holds the adapters, and the start policy is
+    the same model with its adapters switched off.
+    """
+    device = "cpu" if preset.device == "cpu" else "cuda"
+    resume = (ckpt / "trainer_state.pt").exists()
+    state = torch.load(ckpt / "trainer_state.pt", weights_only=False) if resume else {"step": 0, "history": []}
+    if preset.sft.lora:
+        from peft import PeftModel, get_peft_model
+
+        model, processor = load(init, device=device, dtype=preset.dtype)
+        freeze_vision(model)
+        model = PeftModel.from_pretrained(model, ckpt, is_trainable=True) if resume \
+            else get_peft_model(model, lora_config(preset.sft.lora_rank))
+        return model, None, processor, state
+    model, processor = load(ckpt if resume else init, device=device, dtype=preset.dtype)
+    freeze_vision(model)
+    ref = load(init, device=device, dtype=preset.dtype)[0].eval().requires_grad_(False)
+    return model, ref, processor, state
+
+
+def train(preset: Preset, init: str | Path, out: str | Path, records, images, progress: bool = True,
+          until: int | None = None, log=print) -> list[dict]:
+    """GRPO from checkpoint `init` into `out` (resuming from `out/checkpoint`); returns the per-step log.
+
+    `records`/`images`: the training split. `until` stops after that step, as an interrupt would.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    ckpt = out / "checkpoint"
+    recover_checkpoint(ckpt)
+    torch.manual_seed(preset.seed)
+    model, ref, processor, state = prepare(preset, init, ckpt)
+    if state["step"]:
+        log(f"resuming from {ckpt} at step {state['step']}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=preset.rl.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)  # constant, as in Mini-o3
+    if "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    history: list[dict] = state["history"]
+    last = min(preset.rl.steps, until or preset.rl.steps)
+    bar = tqdm(range(state["step"], last), initial=state["step"], total=preset.rl.steps, disable=not progress,
+               desc="grpo")
+    for step in bar:
+        memory.reset_peak()
+        history.append(grpo_step(model, ref, processor, optimizer, preset, records, images, step))
+        bar.set_postfix(reward=history[-1]["reward"], turns=history[-1]["mean_turns"],
+                        exceeded=history[-1]["exceeded"])
+        if (step + 1) % preset.rl.save_every == 0 or step + 1 == last:
+            save_checkpoint(model, processor, optimizer, scheduler, {"step": step + 1, "history": history}, ckpt)
+    (out / "rl_log.json").write_text(json.dumps(history, indent=1))
+    if last == preset.rl.steps:  # the trained policy as a plain transformers directory (LoRA merged)
+        save(model.merge_and_unload() if hasattr(model, "merge_and_unload") else model, processor, out / "model")
+    return history
