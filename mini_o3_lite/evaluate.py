@@ -86,3 +86,61 @@ def summary(rows: list[dict], by: str = "difficulty") -> list[dict]:
 
 def accuracy(rows: list[dict]) -> float:
     return round(sum(r["correct"] for r in rows) / max(len(rows), 1), 4)
+
+
+def model_hash(model_dir) -> str:
+    """A short fingerprint of a checkpoint's weights: their bytes when small (tiny), else names, sizes, times."""
+    import hashlib
+    from pathlib import Path
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    digest = hashlib.sha256()
+    small = sum(f.stat().st_size for f in files) < 200 * 2**20
+    for f in files:
+        digest.update(f.read_bytes() if small else f"{f.name}/{f.stat().st_size}/{f.stat().st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int) -> dict:
+    """Everything that decides an evaluation's numbers (written into its manifest, printed under tables)."""
+    from . import protocol as tool_protocol
+    from .manifest import config_hash
+
+    return {
+        "model": str(model_dir), "model_hash": model_hash(model_dir), "preset": preset.name, "split": split, "n": n,
+        "max_turns": config.max_turns, "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels,
+        "tools": config.tools, "decoding": "greedy" if not config.do_sample else f"T={config.temperature}",
+        "seed": config.seed, "scorer": "rule-based (scoring.py)",
+        "prompt_hash": config_hash([tool_protocol.SYSTEM_PROMPT, tool_protocol.observation_text(1)]),
+    }
+
+
+def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None = None,
+                config: RolloutConfig | None = None, progress: bool = True) -> tuple[list[dict], dict]:
+    """`runs/<preset>/eval/<name>/`: rows of one evaluation, computed once per protocol. Returns (rows, manifest)."""
+    import json
+    from dataclasses import asdict
+
+    from .data import open_image, read_records
+    from .manifest import cached_stage, stage_dir
+    from .modeling import load
+    from .scenes import ensure_dataset
+
+    config = config or settings(preset)
+    data_dir, data = ensure_dataset(preset)
+    records = read_records(data_dir / f"{split}.jsonl")[:n]
+    folder = stage_dir(preset.name, "eval") / name
+
+    def build(out):
+        model, processor = load(model_dir, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
+                                min_pixels=preset.min_pixels, max_pixels=preset.max_pixels)
+        images = [open_image(r, data_dir) for r in records]
+        rows = run(model, processor, records, images, config, progress)
+        (out / "rows.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        return {"summary": summary(rows)}
+
+    spec = protocol(preset, model_dir, config, split, len(records))
+    manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, {"data": data["config_hash"]},
+                            config.seed)
+    rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
+    return rows, manifest

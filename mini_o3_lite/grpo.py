@@ -256,3 +256,54 @@ def train(preset: Preset, init: str | Path, out: str | Path, records, images, pr
     if last == preset.rl.steps:  # the trained policy as a plain transformers directory (LoRA merged)
         save(model.merge_and_unload() if hasattr(model, "merge_and_unload") else model, processor, out / "model")
     return history
+
+
+VARIANTS = {  # name -> (over_turn_masking, drop_exceeded_from_stats); folders runs/<preset>/<name>/
+    "rl": (True, False),  # Mini-o3
+    "rl_nomask": (False, False),
+    "rl_drop": (False, True),
+}
+
+
+def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = None, progress: bool = True):
+    """`runs/<preset>/<variant>/`: GRPO from the SFT checkpoint (built if missing), once per config.
+
+    Returns (folder, manifest); the trained policy is `folder / "model"`, the per-step log
+    `folder / "rl_log.json"`. An interrupted run resumes from its checkpoint.
+    """
+    from dataclasses import asdict
+
+    from .data import open_image, read_records
+    from .manifest import cached_stage, stage_dir
+    from .scenes import ensure_dataset
+    from .sft import ensure_sft
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown RL variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    masking, drop = VARIANTS[variant]
+    preset = replace(preset, rl=replace(preset.rl, over_turn_masking=masking, drop_exceeded_from_stats=drop))
+    sft_dir, sft = ensure_sft(preset) if init is None else (Path(init), {"config_hash": str(init)})
+    data_dir, data = ensure_dataset(preset)
+
+    def build(folder):
+        records = read_records(data_dir / "train.jsonl")
+        images = [open_image(r, data_dir) for r in records]
+        history = train(preset, sft_dir, folder, records, images, progress=progress)
+        last = history[-5:]
+        return {"steps": len(history), "seconds": round(sum(h["seconds"] for h in history), 1),
+                "reward_last5": round(sum(h["reward"] for h in last) / len(last), 4),
+                "turns_last5": round(sum(h["mean_turns"] for h in last) / len(last), 3)}
+
+    config = {"rl": asdict(preset.rl), "max_turns": preset.max_turns_train, "seed": preset.seed}
+    folder = stage_dir(preset.name, variant)
+    return folder, cached_stage(folder, config, build, {"sft": sft["config_hash"], "data": data["config_hash"]},
+                                preset.seed)
+
+
+def rl_model(preset: Preset, variant: str = "rl", train: bool = False) -> Path:
+    """The RL checkpoint notebooks use: trained here (`ensure_rl`) or, for tiny, the shipped one."""
+    from .modeling import shipped
+
+    if train or preset.name != "tiny":
+        return ensure_rl(preset, variant)[0] / "model"
+    return shipped(variant)

@@ -81,7 +81,20 @@ class ModelPathError(ValueError):
     """A model path that does not hold a Qwen2.5-VL checkpoint."""
 
 
-SHIPPED_BASE = Path(__file__).parent / "assets" / "tiny-base"  # the pretrained tiny base VLM (notebook 00)
+ASSETS = Path(__file__).parent / "assets"
+SHIPPED_BASE = ASSETS / "tiny-base"  # the pretrained tiny base VLM (notebook 00)
+
+
+def shipped(stage: str) -> Path:
+    """A checkpoint the kit ships for the tiny preset: "base", "sft", "rl" or "rl_nomask" (notebooks 00-07).
+
+    The later stages are what `train=True` in notebooks 04-05 rebuilds; shipping them keeps the
+    notebooks minutes long on a CPU (and under `make test`).
+    """
+    path = ASSETS / f"tiny-{stage.replace('_', '-')}"
+    if not (path / "config.json").is_file():
+        raise ModelPathError(f"no shipped tiny {stage!r} checkpoint at {str(path)!r}: train it (train=True)")
+    return path
 
 
 def model_path(preset_model_path: str | Path | None, preset: str = "tiny") -> Path:
@@ -204,6 +217,22 @@ def check_checkpoint(path: str | Path) -> Path:
     return path
 
 
+def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: int | None = None):
+    """The checkpoint's processor alone (no weights): what data synthesis needs to tokenise trajectories."""
+    path = check_checkpoint(path)
+    with _quiet():
+        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    if "generation" not in (processor.chat_template or ""):
+        # Qwen's own template has no {% generation %} markers (needed for assistant-only loss) and adds a
+        # default system turn to any conversation that lacks one; the kit's template renders the same
+        # layout, with the markers, and nothing implicit.
+        processor.chat_template = processor.tokenizer.chat_template = CHAT_TEMPLATE
+    if min_pixels is not None or max_pixels is not None:
+        low, high = pixel_budget(processor)
+        set_pixel_budget(processor, min_pixels or low, max_pixels or high)
+    return processor
+
+
 def load(
     path: str | Path,
     device: str = "cpu",
@@ -222,15 +251,7 @@ def load(
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
             path, dtype=getattr(torch, dtype), local_files_only=True
         ).to(device)
-        processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-    if "generation" not in (processor.chat_template or ""):
-        # Qwen's own template has no {% generation %} markers (needed for assistant-only loss) and adds a
-        # default system turn to any conversation that lacks one; the kit's template renders the same
-        # layout, with the markers, and nothing implicit.
-        processor.chat_template = processor.tokenizer.chat_template = CHAT_TEMPLATE
-    if min_pixels is not None or max_pixels is not None:
-        low, high = pixel_budget(processor)
-        set_pixel_budget(processor, min_pixels or low, max_pixels or high)
+    processor = load_processor(path, min_pixels, max_pixels)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     return model, processor

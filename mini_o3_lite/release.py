@@ -67,13 +67,19 @@ def description_words(model, processor, preset: Preset, n: int = 128) -> dict:
     return {k: round(ok / total, 4) for k, (ok, total) in counts.items() if total} | {"objects": counts["shape"][1]}
 
 
-def ship(run_dir: str | Path, target: str | Path) -> Path:
-    """A bf16 copy of a finished run (half the bytes; loads as float32), with its training log."""
+def ship(model_dir: str | Path, target: str | Path, logs: tuple[str | Path, ...] = ("training_log.json",)) -> Path:
+    """A bf16 copy of a finished model (half the bytes; loads as float32) with its logs.
+
+    `logs`: files to copy beside it, relative to `model_dir` (or absolute): training logs, the
+    stage's manifest.
+    """
     import shutil
 
-    model, processor = load(run_dir)
+    model, processor = load(model_dir)
     save(model.to(torch.bfloat16), processor, target)
-    shutil.copy(Path(run_dir) / "training_log.json", Path(target) / "training_log.json")
+    for log in logs:
+        source = Path(model_dir) / log
+        shutil.copy(source, Path(target) / source.name)
     return Path(target)
 
 

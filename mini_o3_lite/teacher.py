@@ -6,14 +6,17 @@ main source here is a *scripted teacher*: a depth-first search over the tile hie
 section 6) that sees each view exactly as the scene's ground truth says a perfect perceiver would
 (`scenes.seen`), and writes each turn as the agent must: the canonical description of the current
 view, a short decision, then the call or the answer. Because the teacher decides only from what
-the view shows and from the conversation so far, a model can learn to imitate every turn.
+the view shows and from the conversation so far, a model can learn to imitate every turn. Each
+kind of decision has one fixed wording: with several, a tiny model decoding greedily splices them
+("No orange square is hereove on", measured after SFT on varied wordings).
 
 Reasoning patterns (Mini-o3's names), mixed by a setting:
 - depth-first: quadrant after quadrant, deeper where the target's colour shows, back up when not;
 - trial-and-error: a same-colour decoy is zoomed, rejected in words, and the search goes on from an
   earlier view (`source` names `original_image` or an earlier observation);
 - target maintenance: before answering, the target's view is zoomed once more and re-read;
-- direct: the right quadrant first at every level (what localisation buys: fewer turns).
+- direct: the right quadrant first at every level (what localisation buys: fewer turns); off by
+  default, since the tiny base cannot localise.
 The trajectories are replayed through the real agent loop (`rollout.replay_policy`), so their
 crops, observations and tokens are exactly those of a model's rollout; only trajectories that end
 with the correct answer within the turn budget are kept.
@@ -30,13 +33,14 @@ from . import protocol, scenes
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    direct: float = 0.2  # share of trajectories that pick the right quadrant first (localisation)
+    # share of trajectories that pick the right quadrant first: for a model that can localise (a real
+    # Qwen2.5-VL); the tiny base cannot (quadrant accuracy near chance), so there it would teach random orders
+    direct: float = 0.0
+    # boxes of the original image instead of quadrants of observation_<i>: a tiny model cannot track which
+    # earlier observation to return to (measured: it loops on one tile), but maps a box to the next one
+    absolute_boxes: bool = True
     maintenance: float = 0.25  # share that re-check the target before answering
     seed: int = 0
-
-
-def say(rng: random.Random, options: list[str]) -> str:
-    return rng.choice(options)
 
 
 def describe(scene: scenes.Scene, region: scenes.Region, preset) -> tuple[str, list]:
@@ -44,8 +48,13 @@ def describe(scene: scenes.Scene, region: scenes.Region, preset) -> tuple[str, l
     return f"I see {scenes.describe(seen, preset.data.colours, preset.data.shapes)}.", seen
 
 
-def search_turns(scene: scenes.Scene, preset, rng: random.Random, direct: bool, maintenance: bool) -> list[str]:
-    """The assistant turns of one scripted search, from the first look at the original to the answer."""
+def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, absolute: bool = False) -> list[str]:
+    """The assistant turns of one scripted search, from the first look at the original to the answer.
+
+    `absolute`: every zoom is written as a box of `original_image` (the same crop as the quadrant of
+    the current view), so the next box follows from the previous box alone; otherwise a quadrant is
+    written relative to the view it subdivides (`observation_<i>`), as in Mini-o3's exemplars.
+    """
     target = scene.target
     name, colour = target.name, target.colour
     a = scenes.article(target.mark)
@@ -68,24 +77,26 @@ def search_turns(scene: scenes.Scene, preset, rng: random.Random, direct: bool, 
             view, depth, tiles, pos = frames[-1]
             if pos < len(tiles):
                 frames[-1][3] += 1
-                return protocol.source_name(view), scenes.TILE_BOXES[tiles[pos]]
+                return view, scenes.TILE_BOXES[tiles[pos]]
             frames.pop()
         return None
 
     thought, seen = describe(scene, views[0], preset)
     frames.append([0, 0, order(views[0]), 0])
-    decision = say(rng, [f"The {name} is too small to see here: search the tiles.",
-                         f"I cannot make out the {name} yet: zoom into the tiles one by one."])
+    decision = f"Search the tiles for the {name}."
     depth_of = {0: 0}
     while True:
         call = next_call()
         if call is None:  # searched everything (cannot happen with perfect perception): give up honestly
             turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.answer_text("unknown")))
             return turns
-        source, box = call
-        turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.tool_call_text(box, source)))
-        parent = protocol.source_index(source)
+        parent, box = call
         region = scenes.sub_region(views[parent], box)
+        source = protocol.source_name(parent)
+        if absolute:
+            W, H = views[0][2], views[0][3]
+            source, box = protocol.ORIGINAL_IMAGE, (region[0] / W, region[1] / H, region[2] / W, region[3] / H)
+        turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.tool_call_text(box, source)))
         views.append(region)
         index, depth = len(views) - 1, depth_of[parent] + 1
         depth_of[index] = depth
@@ -95,35 +106,32 @@ def search_turns(scene: scenes.Scene, preset, rng: random.Random, direct: bool, 
         if found == "mark":
             if maintenance:
                 turns.append(protocol.assistant_text(
-                    f"{thought} The {name} has {a} {target.mark} dot. Let me check it once more.",
+                    f"{thought} The {name} has {a} {target.mark} dot: check again.",
                     protocol.tool_call_text(box, source)))
                 views.append(region)
                 thought, _ = describe(scene, region, preset)
-                decision = f"Checked again: the dot on the {name} is {target.mark}."
+                decision = f"Checked: the dot on the {name} is {target.mark}."
             else:
-                decision = say(rng, [f"The {name} has {a} {target.mark} dot.",
-                                     f"There it is: the dot on the {name} is {target.mark}."])
+                decision = f"The {name} has {a} {target.mark} dot."
             turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.answer_text(target.mark)))
             return turns
         if found == "shape" and depth < scenes.LEVELS:
-            decision = f"The {name} is here but its dot is too small: zoom in closer."
+            decision = f"The {name} is here: zoom in."
             frames.append([index, depth, order(region), 0])
         elif any(lv == "spot" for _, lv in same_colour) and depth < scenes.LEVELS:
-            decision = say(rng, [f"{scenes.article(colour).capitalize()} {colour} spot is here: zoom in on it.",
-                                 f"Something {colour} is here but too small to read: zoom in."])
+            decision = f"{scenes.article(colour).capitalize()} {colour} spot: zoom in."
             frames.append([index, depth, order(region), 0])
         elif [o for o, _ in same_colour if o.role != "target"]:
-            other = next(o for o, _ in same_colour if o.role != "target")
-            decision = f"This {other.name} is not the {name}: try another tile."
+            decision = f"Not the {name}: next tile."
         else:
-            decision = say(rng, [f"No {colour} here: try the next tile.", f"Nothing {colour} in this view: move on."])
+            decision = f"No {colour} here: next tile."
 
 
 def pattern_of(turns: list[str], direct: bool, maintenance: bool) -> str:
     """The reasoning pattern a trajectory shows (for statistics): the most specific one present."""
     if maintenance:
         return "target_maintenance"
-    if any(" is not the " in t for t in turns):
+    if any(". Not the " in t for t in turns):
         return "trial_and_error"
     return "direct" if direct else "depth_first"
 
@@ -140,7 +148,7 @@ def scripted_trajectories(records, images, processor, preset, config: TeacherCon
     for rec in records:
         direct, maintenance = rng.random() < config.direct, rng.random() < config.maintenance
         scene = scenes.scene_from_meta(rec.meta, rec.difficulty)
-        script[rec.id] = search_turns(scene, preset, rng, direct, maintenance)
+        script[rec.id] = search_turns(scene, preset, direct, maintenance, config.absolute_boxes)
         patterns[rec.id] = pattern_of(script[rec.id], direct, maintenance)
     settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1,
                              batch_size=len(records) or 1)
@@ -179,6 +187,15 @@ def save_trajectories(folder, trajectories, patterns: dict | None = None) -> Non
             row["pattern"] = patterns[t.id]
         lines.append(json.dumps(row, sort_keys=True))
     (folder / "trajectories.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
+def load_patterns(folder) -> dict[str, str]:
+    """{trajectory id: reasoning pattern} of a folder written by `save_trajectories` with patterns."""
+    import json
+    from pathlib import Path
+
+    lines = (Path(folder) / "trajectories.jsonl").read_text().splitlines()
+    return {row["id"]: row.get("pattern", "unknown") for row in map(json.loads, lines)}
 
 
 def load_trajectories(folder) -> list:
@@ -267,3 +284,34 @@ def fewshot_trajectories(model, processor, records, images, exemplars, preset, m
         "turns_kept": dict(sorted(Counter(t.turns for t in kept).items())),
     }
     return kept, stats
+
+
+def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int | None = None):
+    """`runs/<preset>/coldstart/`: scripted trajectories on the training split, built once per config.
+
+    Returns (folder, manifest); the manifest's metrics are the teacher's statistics (yield, patterns,
+    turns). `max_turns` defaults to the test-time budget: the cold start shows whole searches.
+    """
+    from dataclasses import asdict
+
+    from .data import open_image, read_records
+    from .manifest import cached_stage, stage_dir
+    from .modeling import load_processor, model_path
+
+    config = config or TeacherConfig(seed=preset.seed)
+    max_turns = max_turns or preset.max_turns_eval
+    data_dir, data = scenes.ensure_dataset(preset)
+    path = model_path(preset.model_path, preset.name)
+
+    def build(folder):
+        records = read_records(data_dir / "train.jsonl")[: preset.sft.n_trajectories]
+        images = [open_image(r, data_dir) for r in records]
+        processor = load_processor(path, preset.min_pixels, preset.max_pixels)
+        kept, patterns, stats = scripted_trajectories(records, images, processor, preset, config, max_turns)
+        save_trajectories(folder, kept, patterns)
+        return stats
+
+    settings = {"teacher": asdict(config), "max_turns": max_turns, "n": preset.sft.n_trajectories}
+    folder = stage_dir(preset.name, "coldstart")
+    return folder, cached_stage(folder, settings, build, {"data": data["config_hash"], "processor": str(path)},
+                                config.seed)

@@ -190,3 +190,29 @@ def draw_token_mask(tokens: Sequence[str], mask: Sequence[int], columns: int = 1
                     bbox={"facecolor": "#9be29b" if m else "#e6e6e6", "edgecolor": "none", "pad": 0.6})
             x += len(text)
     return fig
+
+
+def draw_batch_mask(trajectories: Sequence, weights: Sequence[float], labels: Sequence[str] | None = None,
+                    title: str = ""):
+    """One row per trajectory, one column per token: which tokens carry RL loss.
+
+    Grey: written by the environment (prompt, images, observations); green: the model's tokens that
+    carry loss; red: the model's tokens of a trajectory whose weight is 0 (over-turn masking).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    width = max(len(t.model_mask) for t in trajectories)
+    grid = np.full((len(trajectories), width), 0.0)  # 0: padding (white)
+    for row, (t, w) in enumerate(zip(trajectories, weights, strict=True)):
+        m = np.asarray(t.model_mask)
+        grid[row, : len(m)] = np.where(m == 1, 2.0 if w else 3.0, 1.0)
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(trajectories) + 0.8), dpi=80)
+    ax.imshow(grid, aspect="auto", interpolation="nearest", vmin=0, vmax=3,
+              cmap=ListedColormap(["white", "#d9d9d9", "#31a354", "#de2d26"]))
+    ax.set_yticks(range(len(trajectories)), labels or [t.id for t in trajectories], fontsize=6)
+    ax.set_xlabel("token position")
+    ax.set_title(title or "grey: environment, green: loss, red: exceeded (masked)", fontsize=8)
+    fig.tight_layout()
+    return fig
