@@ -10,7 +10,7 @@ rest is a CleanRL-style loop. One step:
 3. advantage of each trajectory = (reward - group mean) / (group std + 1e-6), shared by its tokens;
 4. loss only on tokens the model produced (never prompt, observation or error turns): the clipped
    policy-gradient surrogate with Mini-o3's asymmetric clip range (0.2 low, 0.3 high), averaged over
-   tokens ("token-mean"), no KL term unless `kl_coef` > 0;
+   tokens ("token-mean"), no KL term unless `kl_coef` > 0, no entropy bonus unless `entropy_coef` > 0;
 5. **over-turn masking**: trajectories that were `exceeded` (still calling the tool at the turn,
    image or context limit) get no gradient but keep their reward 0 in the group statistics, as in
    Mini-o3's code. `over_turn_masking=False` lets them teach "answer sooner" like any failure;
@@ -167,6 +167,8 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
             kl = torch.exp(log_ratio) - log_ratio - 1  # k3 estimator of KL(policy || start policy)
             if cfg.kl_coef:
                 loss = loss + cfg.kl_coef * (kl * loss_mask).sum() / max(n_tokens, 1.0)
+            if cfg.entropy_coef:  # an entropy bonus (Mini-o3: 0)
+                loss = loss - cfg.entropy_coef * (entropy * loss_mask).sum() / max(n_tokens, 1.0)
             if n_tokens:
                 loss.backward()
             stats["loss"] += float(loss.detach()) / len(updates)

@@ -43,8 +43,8 @@ def test_batch_mask_picture(tiny_processor, make_image):
             self.id, self.question, self.answer, self.choices = f"r{i}", "What colour is it?", "red", None
 
     recs = [Rec(0), Rec(1)]
-    script = {"r0": ["<think>x</think>\n<answer>red</answer>"],
-              "r1": ['<think>x</think>\n<grounding>{"bbox_2d": [0, 0, 0.5, 0.5], "source": "original_image"}</grounding>']}
+    call = '<grounding>{"bbox_2d": [0, 0, 0.5, 0.5], "source": "original_image"}</grounding>'
+    script = {"r0": ["<think>x</think>\n<answer>red</answer>"], "r1": ["<think>x</think>\n" + call]}
     trajs = rollout(recs, [make_image(200, 200)] * 2, tiny_processor, replay_policy(script), RolloutConfig(max_turns=1))
     assert [t.exceeded for t in trajs] == [False, True]
     fig = viz.draw_batch_mask(trajs, [1.0, 0.0])
