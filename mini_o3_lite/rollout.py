@@ -102,6 +102,8 @@ class Batcher:
         self.processor, self.tokenizer = processor, processor.tokenizer
         self.pad_id = self.tokenizer.pad_token_id
         self.image_id = self.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        self.vision_ids = self.tokenizer.convert_tokens_to_ids(  # only the environment writes these
+            ["<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"])
         self.merge = processor.image_processor.merge_size**2
         self._pixels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # one batch's images (a new Batcher per batch)
 
@@ -157,8 +159,9 @@ def model_policy(model, config: RolloutConfig) -> Policy:
         out = model.generate(
             **inputs, max_new_tokens=config.max_new_tokens, stop_strings=["</grounding>", "</answer>"],
             tokenizer=batcher.tokenizer, output_scores=True, return_dict_in_generate=True, repetition_penalty=1.0,
-            **sampling,
+            suppress_tokens=batcher.vision_ids, **sampling,
         )  # repetition_penalty=1.0: a checkpoint's own default would change the recorded distribution
+        # suppress_tokens: a sampled <|image_pad|> has no image behind it and breaks every later forward pass
         new = out.sequences[:, inputs["input_ids"].shape[1]:]
         logprobs = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)  # sampling distribution
         chosen = logprobs.gather(-1, new[:, : logprobs.shape[1], None]).squeeze(-1)

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from mini_o3_lite import protocol
-from mini_o3_lite.rollout import RolloutConfig, model_policy, replay_policy, rollout
+from mini_o3_lite.rollout import Batcher, RolloutConfig, model_policy, replay_policy, rollout, start
 
 G = "<think>x</think><grounding>{}</grounding>"
 
@@ -134,3 +134,27 @@ def test_tiny_model_rollout_shapes_and_determinism(tiny_model, tiny_processor):
         n_model = sum(t.model_mask)
         assert 0 < n_model <= cfg.max_new_tokens * cfg.max_turns
         assert all(lp <= 0.0 for lp, m in zip(t.logprobs, t.model_mask, strict=True) if m)
+
+
+def test_model_policy_never_samples_vision_tokens(tiny_processor):
+    """A sampled <|image_pad|> has no image behind it: generation must suppress the vision tokens."""
+    seen = {}
+
+    class Stub:
+        device = "cpu"
+
+        class generation_config:  # noqa: N801
+            eos_token_id = None
+
+        def generate(self, **kwargs):
+            seen.update(kwargs)
+            raise StopIteration  # enough: the arguments are what this test reads
+
+    batcher = Batcher(tiny_processor)
+    traj = start("r", "What colour is the dot on the red square?", "blue", Image.new("RGB", (64, 64)), batcher)
+    try:
+        model_policy(Stub(), RolloutConfig())([traj], batcher)
+    except StopIteration:
+        pass
+    ids = tiny_processor.tokenizer.convert_tokens_to_ids(["<|image_pad|>", "<|vision_start|>", "<|vision_end|>"])
+    assert set(ids) <= set(seen["suppress_tokens"])
