@@ -32,7 +32,7 @@ def row(traj, record) -> dict:
     valid = sum(c is None or bool(c.get("valid")) for c in traj.calls)
     zooms = sum(1 for c in traj.calls if c and c.get("valid") and c.get("executed", True))
     return {
-        "id": traj.id, "difficulty": record.difficulty or "all", "source": record.source,
+        "id": traj.id, "difficulty": record.difficulty or "unknown", "source": record.source,
         "answer_key": record.answer, "answer": traj.answer,
         "correct": scoring.score(traj.answer, record.answer, record.choices),
         "turns": traj.turns, "zooms": zooms, "finish": traj.finish, "exceeded": traj.exceeded,
@@ -63,9 +63,9 @@ def no_tool(model, processor, records, images, config: RolloutConfig | None = No
 
 def summary(rows: list[dict], by: str = "difficulty") -> list[dict]:
     """Per group (and `all`): n, accuracy, valid-action rate, mean turns and zooms, exceeded, finishes."""
-    groups: dict[str, list[dict]] = {"all": rows}
+    groups: dict[str, list[dict]] = {"all": list(rows)}
     for r in rows:
-        groups.setdefault(str(r[by]), []).append(r)
+        groups.setdefault(f"{by}={r[by]}" if str(r[by]) == "all" else str(r[by]), []).append(r)
     out = []
     for name, rs in groups.items():
         n = len(rs)

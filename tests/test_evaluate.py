@@ -60,3 +60,12 @@ def test_run_with_the_tiny_model(tiny_model, tiny_processor):
     assert rows == evaluate.run(tiny_model, tiny_processor, records, images, cfg)  # greedy: same rows
     base = evaluate.no_tool(tiny_model, tiny_processor, records, images, cfg)
     assert all(x["turns"] == 1 for x in base)
+
+
+def test_summary_without_difficulties_does_not_count_twice():
+    rows = [{"difficulty": "unknown", "correct": c, "actions": 1, "valid_actions": 1, "turns": 1, "zooms": 0,
+             "exceeded": False, "finish": "answer"} for c in (True, False)]
+    groups = {s["difficulty"]: s for s in evaluate.summary(rows)}
+    assert groups["all"]["n"] == 2 and groups["unknown"]["n"] == 2 and len(rows) == 2
+    source = evaluate.summary([dict(r, source="vstar") for r in rows], by="source")
+    assert [s["source"] for s in source] == ["all", "vstar"]
