@@ -186,7 +186,8 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
         "accuracy": round(float(rewards.mean()), 4),  # reward is accuracy (Mini-o3's reward)
         "mean_turns": round(sum(t.turns for t in trajs) / len(trajs), 3),
         "exceeded": round(float(exceeded.float().mean()), 4),
-        "masked_tokens": round(1 - stats["tokens"] / all_tokens, 4),
+        "masked_tokens": round(1 - stats["tokens"] / all_tokens, 4),  # model tokens without gradient: exceeded
+        # (over-turn masking) or in a group whose rewards are all equal
         "clip_fraction": round(stats["clipped"] / max(stats["tokens"], 1.0), 4),
         "entropy": round(stats["entropy"] / all_tokens, 4), "kl": round(stats["kl"] / all_tokens, 5),
         "loss": round(stats["loss"], 5), "informative_groups": int(informative.sum()) // G,
