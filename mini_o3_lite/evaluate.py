@@ -6,6 +6,10 @@ the agent loop of `rollout.py` with greedy decoding by default; every trajectory
 `summary` groups rows into accuracy, valid-action rate, mean turns and finish reasons per
 difficulty. The no-tool baseline is the same model asked the same question without the system
 prompt that describes the tool, with one turn to answer from the full view alone.
+
+Two ways to read a model: greedy (one run, deterministic) and Avg@K (Mini-o3's Avg@32: K sampled
+runs per question at temperature 1.0, mean accuracy, here with its spread over the K runs).
+Turn-budget curves come from one run at the largest budget (`budget_curve`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,51 @@ def run(model, processor, records, images, config: RolloutConfig | None = None, 
     if trajectories is not None:
         trajectories += trajs
     return [row(t, r) for t, r in zip(trajs, records, strict=True)]
+
+
+def run_k(model, processor, records, images, config: RolloutConfig, k: int, progress: bool = False) -> list[dict]:
+    """K sampled runs (seeds `config.seed + i`); each row carries its `sample` index i. Same seed, same rows."""
+    if not config.do_sample:
+        raise ValueError("run_k needs a sampling config (do_sample=True); greedy runs are all the same")
+    return [dict(r, sample=i) for i in range(k)
+            for r in run(model, processor, records, images, replace(config, seed=config.seed + i), progress)]
+
+
+def avg_at_k(rows: list[dict], by: str = "difficulty") -> list[dict]:
+    """Avg@K per group: mean over the K samples of each sample's accuracy, with std, min and max over samples."""
+    import statistics
+
+    groups: dict[str, list[dict]] = {"all": list(rows)}
+    for r in rows:
+        groups.setdefault(str(r[by]), []).append(r)
+    out = []
+    for name, rs in groups.items():
+        per_sample = [accuracy([r for r in rs if r["sample"] == i]) for i in sorted({r["sample"] for r in rs})]
+        out.append({by: name, "n": len(rs) // len(per_sample), "k": len(per_sample),
+                    "avg_accuracy": round(statistics.fmean(per_sample), 4),
+                    "std": round(statistics.pstdev(per_sample), 4),
+                    "min": min(per_sample), "max": max(per_sample)})
+    order = {"all": 0, "easy": 1, "medium": 2, "hard": 3}
+    return sorted(out, key=lambda s: (order.get(s[by], 9), s[by]))
+
+
+def budget_curve(rows: list[dict], budgets, run_turns: int, by: str = "difficulty") -> list[dict]:
+    """Accuracy at each turn budget, read off one run made with budget `run_turns`.
+
+    Exact for greedy decoding: the prompt never states the budget, so the first b turns of a run
+    with budget `run_turns` are the run with budget b, and a question counts as right at budget b
+    when it was answered correctly within b turns (a trajectory still searching at turn b is
+    `exceeded` there, which scores 0). One long run instead of one run per budget.
+    """
+    if max(budgets) > run_turns:
+        raise ValueError(f"budget {max(budgets)} is larger than the run's {run_turns} turns")
+    groups: dict[str, list[dict]] = {"all": list(rows)}
+    for r in rows:
+        groups.setdefault(str(r[by]), []).append(r)
+    return [{by: name, "max_turns": b, "n": len(rs),
+             "accuracy": round(sum(r["correct"] and r["turns"] <= b for r in rs) / max(len(rs), 1), 4),
+             "answered": round(sum(r["finish"] == "answer" and r["turns"] <= b for r in rs) / max(len(rs), 1), 4)}
+            for name, rs in groups.items() for b in budgets]
 
 
 def no_tool(model, processor, records, images, config: RolloutConfig | None = None,
@@ -101,7 +150,7 @@ def model_hash(model_dir) -> str:
     return digest.hexdigest()[:16]
 
 
-def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int) -> dict:
+def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, samples: int = 1) -> dict:
     """Everything that decides an evaluation's numbers (written into its manifest, printed under tables)."""
     from . import protocol as tool_protocol
     from .manifest import config_hash
@@ -110,14 +159,19 @@ def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int) -> di
         "model": str(model_dir), "model_hash": model_hash(model_dir), "preset": preset.name, "split": split, "n": n,
         "max_turns": config.max_turns, "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels,
         "tools": config.tools, "decoding": "greedy" if not config.do_sample else f"T={config.temperature}",
+        **({"samples": samples} if config.do_sample else {}),  # Avg@K's K
         "seed": config.seed, "scorer": "rule-based (scoring.py)",
         "prompt_hash": config_hash([tool_protocol.SYSTEM_PROMPT, tool_protocol.observation_text(1)]),
     }
 
 
 def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None = None,
-                config: RolloutConfig | None = None, progress: bool = True) -> tuple[list[dict], dict]:
-    """`runs/<preset>/eval/<name>/`: rows of one evaluation, computed once per protocol. Returns (rows, manifest)."""
+                config: RolloutConfig | None = None, progress: bool = True,
+                samples: int = 1) -> tuple[list[dict], dict]:
+    """`runs/<preset>/eval/<name>/`: rows of one evaluation, computed once per protocol. Returns (rows, manifest).
+
+    With a sampling `config`, `samples` runs per question (Avg@K; rows carry `sample`), else one greedy run.
+    """
     import json
     from dataclasses import asdict
 
@@ -135,11 +189,12 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
         model, processor = load(model_dir, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
                                 min_pixels=preset.min_pixels, max_pixels=preset.max_pixels)
         images = [open_image(r, data_dir) for r in records]
-        rows = run(model, processor, records, images, config, progress)
+        rows = run_k(model, processor, records, images, config, samples, progress) if config.do_sample \
+            else run(model, processor, records, images, config, progress)
         (out / "rows.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-        return {"summary": summary(rows)}
+        return {"summary": avg_at_k(rows) if config.do_sample else summary(rows)}
 
-    spec = protocol(preset, model_dir, config, split, len(records))
+    spec = protocol(preset, model_dir, config, split, len(records), samples)
     manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, {"data": data["config_hash"]},
                             config.seed)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from . import __version__
 
 MANIFEST = "manifest.json"
+BUILDING = ".building"  # the config hash of a build in progress, so a resumed build knows its checkpoints are its own
 
 
 def config_hash(config: Any) -> str:
@@ -36,18 +38,25 @@ def cached_stage(
 ) -> dict:
     """Run `build(folder) -> metrics` unless `folder` already holds a manifest for the same config.
 
-    Returns the manifest. A stage interrupted before its manifest was written is simply built again
-    (builders that take long resume from their own checkpoints).
+    Returns the manifest. A stage interrupted before its manifest was written is built again, and
+    builders that take long resume from their own checkpoints; a folder left by a different config
+    (finished or interrupted) is emptied first, so its checkpoints are never resumed by mistake.
     """
     folder = Path(folder)
     digest = config_hash({"config": config, "inputs": inputs or {}})
     manifest = read_manifest(folder)
     if manifest is not None and manifest.get("config_hash") == digest:
         return manifest
+    marker = folder / BUILDING
+    previous = manifest.get("config_hash") if manifest else marker.read_text() if marker.is_file() else digest
+    if previous != digest and folder.is_dir():
+        shutil.rmtree(folder)  # checkpoints of another config must not be resumed into this one
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST).unlink(missing_ok=True)  # a build that crashes must not leave the old manifest valid
+    marker.write_text(digest)
     started = time.time()
     metrics = build(folder)
+    marker.unlink()
     manifest = {
         "stage": folder.name,
         "config": config,

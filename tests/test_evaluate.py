@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from mini_o3_lite import evaluate, protocol, scenes
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout
@@ -69,3 +71,37 @@ def test_summary_without_difficulties_does_not_count_twice():
     assert groups["all"]["n"] == 2 and groups["unknown"]["n"] == 2 and len(rows) == 2
     source = evaluate.summary([dict(r, source="vstar") for r in rows], by="source")
     assert [s["source"] for s in source] == ["all", "vstar"]
+
+
+def test_budget_curve_equals_runs_at_each_budget(tiny_processor):
+    records, images = split(4)
+    r = records
+    def answer(rec):
+        return protocol.assistant_text("I see it.", protocol.answer_text(rec.answer))
+
+    script = {r[0].id: [CALL, answer(r[0])], r[1].id: [CALL, CALL, CALL, answer(r[1])],
+              r[2].id: [answer(r[2])], r[3].id: [CALL, protocol.assistant_text("x", protocol.answer_text("nothing"))]}
+    rows = {b: [evaluate.row(t, rec) for t, rec in zip(
+        rollout(records, images, tiny_processor, replay_policy(script), RolloutConfig(max_turns=b, batch_size=4)),
+        records, strict=True)] for b in (1, 2, 4)}
+    curve = evaluate.budget_curve(rows[4], [1, 2, 4], run_turns=4)  # right at turns 2, 4 and 1
+    overall = {c["max_turns"]: c["accuracy"] for c in curve if c["difficulty"] == "all"}
+    assert overall == {b: evaluate.accuracy(rows[b]) for b in (1, 2, 4)} == {1: 0.25, 2: 0.5, 4: 0.75}
+    with pytest.raises(ValueError, match="larger than the run"):
+        evaluate.budget_curve(rows[2], [4], run_turns=2)
+
+
+def test_avg_at_k_mean_and_spread_and_same_seed_same_rows(tiny_model, tiny_processor):
+    rows = [{"difficulty": d, "sample": i, "correct": c}
+            for i, cs in enumerate([(1, 0), (1, 1), (0, 0)]) for d, c in zip(("easy", "hard"), cs, strict=True)]
+    table = {s["difficulty"]: s for s in evaluate.avg_at_k(rows)}
+    assert table["all"]["k"] == 3 and table["all"]["n"] == 2 and table["all"]["avg_accuracy"] == 0.5
+    assert table["easy"]["avg_accuracy"] == round(2 / 3, 4) and (table["easy"]["min"], table["easy"]["max"]) == (0, 1)
+    assert table["hard"]["avg_accuracy"] == 0.3333 and table["hard"]["std"] == 0.4714  # samples 0, 1, 0
+    records, images = split(2)
+    cfg = evaluate.settings(P, max_turns=2, max_new_tokens=8, batch_size=2, do_sample=True, temperature=1.0)
+    first = evaluate.run_k(tiny_model, tiny_processor, records, images, cfg, k=2)
+    assert [x["sample"] for x in first] == [0, 0, 1, 1]
+    assert first == evaluate.run_k(tiny_model, tiny_processor, records, images, cfg, k=2)
+    with pytest.raises(ValueError, match="sampling"):
+        evaluate.run_k(tiny_model, tiny_processor, records, images, replace(cfg, do_sample=False), k=2)

@@ -102,6 +102,25 @@ def test_interrupted_stage_is_built_again(tmp_path):
     assert build.calls == 1
 
 
+def test_a_changed_config_never_resumes_the_old_checkpoints(tmp_path):
+    folder = tmp_path / "stage"
+
+    def interrupted(folder: Path) -> dict:
+        (folder / "checkpoint").mkdir()
+        raise KeyboardInterrupt
+
+    def resuming(folder: Path) -> dict:
+        return {"resumed": (folder / "checkpoint").exists()}
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_stage(folder, {"steps": 10}, interrupted)
+    assert cached_stage(folder, {"steps": 10}, resuming)["metrics"] == {"resumed": True}  # same config: resume
+    with pytest.raises(KeyboardInterrupt):
+        cached_stage(folder, {"steps": 10, "lr": 1}, interrupted)
+    assert cached_stage(folder, {"steps": 20}, resuming)["metrics"] == {"resumed": False}  # other config: fresh
+    assert not (folder / ".building").exists()
+
+
 def test_read_manifest_of_a_missing_folder(tmp_path):
     assert read_manifest(tmp_path / "nothing") is None
 
