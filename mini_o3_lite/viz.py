@@ -216,3 +216,87 @@ def draw_batch_mask(trajectories: Sequence, weights: Sequence[float], labels: Se
     ax.set_title(title or "grey: environment, green: loss, red: exceeded (masked)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def draw_turn(traj, turn: int, min_pixels: int, max_pixels: int, fontsize: float = 8):
+    """Turn `turn` (1-based) of a trajectory: the original with the zooms made before it, and the view
+    the model was answering to (the original on turn 1, else the latest observation) with its words."""
+    import textwrap
+
+    import matplotlib.pyplot as plt
+
+    original = traj.images[0]
+    regions = zoom_regions(traj.calls[: turn - 1], *original.size)
+    texts = [m["content"][0]["text"] for m in traj.messages if m["role"] == "assistant"]
+    seen = len(regions)  # observation_<seen> is the latest image the model got before this turn
+    panels = [(draw_boxes(original, regions, labels=[str(i + 1) for i in range(seen)],
+                          width=max(2, original.width // 150)), f"{traj.id}: zooms before turn {turn}", ""),
+              (model_view(traj.images[seen], min_pixels, max_pixels),
+               f"turn {turn}/{traj.turns}, sees {f'observation_{seen}' if seen else 'original_image'}",
+               texts[turn - 1] if turn <= len(texts) else "")]
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.4), dpi=80)
+    for ax, (image, title, text) in zip(axes, panels, strict=True):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=fontsize)
+        ax.set_xlabel(textwrap.fill(text, 48), fontsize=fontsize)
+    fig.tight_layout()
+    return fig
+
+
+def browser(rows: Sequence[dict], replay, min_pixels: int, max_pixels: int, interactive: bool = False):
+    """Browse evaluated trajectories: pick a difficulty, right or wrong, a question, then step through turns.
+
+    `rows` are `evaluate` rows; `replay(id)` returns that question's trajectory (a greedy re-run gives
+    back the evaluated one). A widget needs a live front end; with `interactive=False` (papermill,
+    nbval, a notebook read on GitHub) the first right and the first wrong trajectory are drawn whole
+    instead, and nothing is returned.
+    """
+    import matplotlib.pyplot as plt
+
+    cache: dict[str, object] = {}
+
+    def trajectory(question_id: str):
+        if question_id not in cache:
+            cache[question_id] = replay(question_id)
+        return cache[question_id]
+
+    if not interactive:
+        for pick in (next((r for r in rows if r["correct"]), None), next((r for r in rows if not r["correct"]), None)):
+            if pick is not None:
+                draw_trajectory(trajectory(pick["id"]), min_pixels, max_pixels)
+                plt.show()
+        return None
+    import ipywidgets as widgets
+
+    difficulty = widgets.Dropdown(options=["all", *sorted({r["difficulty"] for r in rows})], description="difficulty")
+    outcome = widgets.Dropdown(options=["all", "correct", "incorrect"], description="outcome")
+    question = widgets.Dropdown(options=[], description="question")
+    turn = widgets.IntSlider(min=1, max=1, description="turn")
+    out = widgets.Output()
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            if question.value:
+                draw_turn(trajectory(question.value), turn.value, min_pixels, max_pixels)
+                plt.show()
+
+    def pick_question(*_):
+        if question.value:
+            turn.value, turn.max = 1, max(1, trajectory(question.value).turns)
+        redraw()
+
+    def refilter(*_):
+        keep = [r for r in rows if difficulty.value in ("all", r["difficulty"])
+                and outcome.value in ("all", "correct" if r["correct"] else "incorrect")]
+        question.options = [(f"{r['id']} ({r['turns']} turns, {'right' if r['correct'] else 'wrong'})", r["id"])
+                            for r in keep]
+
+    difficulty.observe(refilter, "value")
+    outcome.observe(refilter, "value")
+    question.observe(pick_question, "value")
+    turn.observe(redraw, "value")
+    refilter()
+    return widgets.VBox([widgets.HBox([difficulty, outcome]), question, turn, out])
