@@ -26,9 +26,9 @@ def main() -> None:
     p.add_argument("--model", default=None, help="checkpoint directory (default: a toy model built here)")
     p.add_argument("--steps", type=int, default=40)
     args = p.parse_args()
-    preset = load_preset("tiny", max_new_tokens=24, max_turns_train=3,
-                         rl={"steps": args.steps, "prompts_per_step": 2, "group_size": 4, "mini_batch_prompts": 1,
-                             "micro_batch_size": 4, "save_every": 10**6})
+    preset = load_preset("tiny", max_new_tokens=24,
+                         rl={"max_turns": 3, "steps": args.steps, "prompts_per_step": 2, "group_size": 4,
+                             "mini_batch_prompts": 1, "micro_batch_size": 4, "save_every": 10**6})
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
             grpo.reward = lambda traj, record: float(sum(traj.input_ids) % 2)  # stand-in: see the docstring

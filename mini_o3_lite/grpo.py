@@ -101,7 +101,7 @@ def reference_logprobs(model, ref, batch: dict, mask: torch.Tensor, temperature:
 
 
 def rollout_config(preset: Preset, step: int) -> RolloutConfig:
-    turns = preset.max_turns_train
+    turns = preset.rl.max_turns or preset.max_turns_train
     return RolloutConfig(max_turns=turns, max_new_tokens=preset.max_new_tokens,
                          context_length=preset.context_length, context_reserve=preset.context_reserve,
                          max_images=2 * turns, temperature=preset.rl.temperature,  # Mini-o3: 6 turns, 12 images
@@ -297,7 +297,7 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
                 "reward_last5": round(sum(h["reward"] for h in last) / len(last), 4),
                 "turns_last5": round(sum(h["mean_turns"] for h in last) / len(last), 3)}
 
-    config = {"rl": asdict(preset.rl), "max_turns": preset.max_turns_train, "seed": preset.seed}
+    config = {"rl": asdict(preset.rl), "max_turns": rollout_config(preset, 0).max_turns, "seed": preset.seed}
     folder = stage_dir(preset.name, variant)
     return folder, cached_stage(folder, config, build, {"sft": sft["config_hash"], "data": data["config_hash"]},
                                 preset.seed)

@@ -76,9 +76,9 @@ def rl_setup(tiny, tmp_path_factory):
     """A saved toy checkpoint, a tiny training split, and a preset small enough for two fast steps."""
     model, processor = tiny
     init = modeling.save(copy.deepcopy(model), processor, tmp_path_factory.mktemp("init") / "model")
-    preset = load_preset("tiny", max_new_tokens=6, max_turns_train=2, rollout_batch_size=8,
-                         rl={"steps": 2, "prompts_per_step": 2, "group_size": 4, "lr": 1e-3, "mini_batch_prompts": 1,
-                             "micro_batch_size": 2, "save_every": 1})
+    preset = load_preset("tiny", max_new_tokens=6, rollout_batch_size=8,
+                         rl={"max_turns": 2, "steps": 2, "prompts_per_step": 2, "group_size": 4, "lr": 1e-3,
+                             "mini_batch_prompts": 1, "micro_batch_size": 2, "save_every": 1})
     records, images = scenes.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=3)
     return preset, init, records, [images[r.id] for r in records]
 
