@@ -1,11 +1,19 @@
-"""`mini-o3-lite`: run the notebooks as a pipeline with papermill.
+"""`mini-o3-lite`: run the notebooks as a pipeline, evaluate a checkpoint, export data for scale-out.
 
     mini-o3-lite run --preset tiny                  # every notebook, in order
     mini-o3-lite run --preset tiny --from 01 --to 02 -p max_turns=8
+    mini-o3-lite eval --preset tiny --model sft --n 16 --max-turns 8
+    mini-o3-lite eval --preset tiny --model runs/tiny/rl --samples 8 --temperature 1.0
+    mini-o3-lite export --preset tiny --format all --out exports/tiny
 
-Each notebook is executed into `runs/<preset>/notebooks/` with its `parameters` cell overridden
-(`preset` and any `-p key=value`), and a summary table (notebook, status, wall time) is printed at
-the end; on failure the table names the notebook and the cell that failed.
+`run` executes each notebook into `runs/<preset>/notebooks/` with its `parameters` cell overridden
+(`preset` and any `-p key=value`), and prints a summary table (notebook, status, wall time); on
+failure the table names the notebook and the cell that failed.
+`eval` runs the agent on a split (`evaluate.ensure_eval`, cached in `runs/<preset>/eval/<name>/`) and
+prints accuracy by difficulty with the protocol that produced it. `--model` is a checkpoint
+directory or one of base, sft, rl, rl_nomask (the tiny preset's shipped checkpoints).
+`export` writes verl parquet + tool config + launch script, LLaMA-Factory sharegpt JSON, or TRL
+JSONL (`export.py`) from the preset's dataset and cold-start trajectories.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ import time
 from pathlib import Path
 
 from .manifest import repo_root, stage_dir
+from .presets import PRESETS
+
+STAGES = ("base", "sft", "rl", "rl_nomask")  # words --model accepts for a stage's checkpoint
 
 
 def parse_value(text: str):
@@ -73,6 +84,82 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def model_dir(model: str, preset) -> Path:
+    """`--model`: a stage word (tiny: the shipped checkpoint; other presets: `runs/<preset>/<stage>/`) or a
+    directory, checked to hold a Qwen2.5-VL checkpoint (else a one-line `ModelPathError` naming the path)."""
+    from .modeling import check_checkpoint, model_path, shipped
+
+    if model == "base":
+        path = model_path(preset.model_path, preset.name)
+    elif model in STAGES:
+        path = shipped(model) if preset.name == "tiny" else stage_dir(preset.name, model)
+    else:
+        path = Path(model)
+    return check_checkpoint(path)
+
+
+def table(rows: list[dict]) -> str:
+    """Rows of equal keys as an aligned text table."""
+    cols = list(rows[0]) if rows else []
+    width = {c: max([len(str(c))] + [len(str(r[c])) for r in rows]) for c in cols}
+    lines = ["  ".join(f"{c:>{width[c]}}" for c in cols)]
+    lines += ["  ".join(f"{r[c]!s:>{width[c]}}" for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def evaluate_cmd(args: argparse.Namespace) -> int:
+    from .evaluate import ensure_eval, settings
+    from .modeling import ModelPathError
+    from .presets import load_preset
+
+    preset = load_preset(args.preset)
+    try:
+        path = model_dir(args.model, preset)
+    except ModelPathError as exc:
+        print(f"mini-o3-lite eval: error: {exc}", file=sys.stderr)
+        return 2
+    sampled = args.samples > 1 or args.temperature is not None
+    temperature = 1.0 if args.temperature is None else args.temperature  # Mini-o3's Avg@K: T = 1.0
+    overrides = {"do_sample": True, "temperature": temperature} if sampled else {}
+    config = settings(preset, max_turns=args.max_turns, **overrides)
+    label = args.model if args.model in STAGES else path.name
+    name = args.name or "-".join(["cli", label, args.split, f"t{config.max_turns}"]
+                                 + ([f"n{args.n}"] if args.n else [])
+                                 + ([f"k{args.samples}", f"T{temperature:g}"] if sampled else []))
+    _, manifest = ensure_eval(preset, path, name, args.split, args.n, config, True, args.samples)
+    print(f"\nsummary ({stage_dir(preset.name, 'eval') / name})")
+    print(table(manifest["metrics"]["summary"]))
+    print("\nprotocol")
+    for key, value in manifest["config"]["protocol"].items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    from . import export, scenes, teacher
+    from .presets import load_preset
+
+    preset, out = load_preset(args.preset), Path(args.out)
+    written = []
+    try:
+        if args.format in ("verl", "all"):
+            data_dir, _ = scenes.ensure_dataset(preset)
+            splits = (args.split,) if args.split else ("train", "test")
+            written += export.export_verl(data_dir, out / "verl", splits)
+        if args.format in ("sharegpt", "trl", "all"):
+            trajectories = args.trajectories or teacher.ensure_coldstart(preset)[0]
+            if args.format in ("sharegpt", "all"):
+                written += export.export_sharegpt(trajectories, out / "sharegpt")
+            if args.format in ("trl", "all"):
+                written += export.export_trl(trajectories, out / "trl")
+    except ValueError as exc:  # data.DataError and the trajectory reader's errors name file, line and field
+        print(f"mini-o3-lite export: error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mini-o3-lite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,8 +172,38 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a notebook parameter (repeatable); values are parsed as JSON when possible")
     p.add_argument("--parameters-file", metavar="FILE", help="YAML file of notebook parameters")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    p.set_defaults(func=run)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a split; prints accuracy by difficulty and the protocol")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
+    p.add_argument("--model", required=True, metavar="PATH_OR_STAGE",
+                   help=f"checkpoint directory, or one of {', '.join(STAGES)} (tiny: the shipped checkpoints; "
+                        "other presets: runs/<preset>/<stage>/)")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="split to evaluate (default: test)")
+    p.add_argument("--n", type=int, metavar="N", help="first N questions of the split (default: all)")
+    p.add_argument("--max-turns", type=int, metavar="T", help="turn budget (default: the preset's max_turns_eval)")
+    p.add_argument("--samples", type=int, default=1, metavar="K",
+                   help="sampled runs per question, Avg@K (default: 1 = one greedy run)")
+    p.add_argument("--temperature", type=float, metavar="T",
+                   help="sampling temperature (default 1.0 when --samples > 1); giving it samples even with K=1")
+    p.add_argument("--name", help="folder under runs/<preset>/eval/ (default: built from the settings)")
+    p.set_defaults(func=evaluate_cmd)
+
+    p = sub.add_parser("export", help="write verl / LLaMA-Factory (sharegpt) / TRL files for scale-out")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
+    p.add_argument("--format", required=True, choices=("verl", "sharegpt", "trl", "all"),
+                   help="verl: RL parquet + tool config + launch script; sharegpt: LLaMA-Factory SFT JSON; "
+                        "trl: TRL messages JSONL; all: the three, each in its own subfolder of --out")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (verl/, sharegpt/, trl/ inside)")
+    p.add_argument("--split", choices=("train", "test"), help="verl only: one split (default: both)")
+    p.add_argument("--trajectories", metavar="PATH",
+                   help="cold-start trajectories folder or its trajectories.jsonl (default: runs/<preset>/coldstart/, "
+                        "built if missing)")
+    p.set_defaults(func=export_cmd)
     args = parser.parse_args(argv)
-    return run(args)
+    if any(v is not None and v < 1 for v in (getattr(args, k, None) for k in ("n", "max_turns", "samples"))):
+        parser.error("--n, --max-turns and --samples must be at least 1")
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ scores with documented rules by default, so every number can be recomputed offli
    stands for that choice; a reference given as a letter is turned into its choice text too. Then
    the choice texts are compared under rule 3.
 3. Short answers are normalised before they are compared: lower case; punctuation dropped; the
-   articles a/an/the dropped; number words zero..twenty written as digits; whitespace collapsed.
-   "The Red." == "red", "two" == "2", "3.0" != "3" (numbers are compared as written after rule 3).
+   articles a/an/the dropped (unless nothing else is left: "A" stays "a"); number words zero..twenty
+   written as digits; whitespace collapsed. "The Red." == "red", "two" == "2", "3.0" != "3"
+   (numbers are compared as written after rule 3).
 4. No partial credit and no substring matching: "dark red" is not "red" (a judge could say it is:
    where the two disagree is listed in papers/evaluation.md).
 
-`judge_score` puts any local model in the judge's role for free-form answers, with its prompt
-recorded in the evaluation's protocol.
+`judge_score` puts any local model in the judge's role for free-form answers (its prompt is
+`JUDGE_PROMPT`); letters are turned into their choice text first, so the judge compares meanings.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def normalise(text: str | None) -> str:
         return ""
     text = text.lower().translate(str.maketrans(string.punctuation.replace(".", ""), " " * 31))
     text = re.sub(r"(?<!\d)\.|\.(?!\d)", " ", text)  # a full stop goes, a decimal point stays
-    words = [NUMBER_WORDS.get(w, w) for w in text.split() if w not in ARTICLES]
-    return " ".join(words)
+    words = [w for w in text.split() if w not in ARTICLES] or text.split()
+    return " ".join(NUMBER_WORDS.get(w, w) for w in words)
 
 
 def choice_text(answer: str, choices: list[str]) -> str:
@@ -62,12 +63,15 @@ def score(answer: str | None, reference: str, choices: list[str] | None = None) 
     return normalise(answer) == normalise(reference) != ""
 
 
-def judge_score(generate, question: str, answer: str | None, reference: str) -> tuple[bool, str]:
+def judge_score(generate, question: str, answer: str | None, reference: str,
+                choices: list[str] | None = None) -> tuple[bool, str]:
     """Ask a judge (`generate(prompt) -> reply`, any local model) whether the answer matches.
 
     Returns (verdict, reply); the verdict is yes when the reply starts with "yes" after normalising.
     """
     if answer is None or not answer.strip():
         return False, ""
+    if choices:
+        answer, reference = choice_text(answer, choices), choice_text(reference, choices)
     reply = generate(JUDGE_PROMPT.format(question=question, reference=reference, answer=answer))
     return normalise(reply).startswith("yes"), reply

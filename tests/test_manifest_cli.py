@@ -198,3 +198,84 @@ def test_cli_help():
     assert result.returncode == 0, result.stderr
     for flag in ("--preset", "--from", "--to", "-p", "--parameters-file"):
         assert flag in result.stdout
+
+
+# ---------------------------------------------------------------- `eval` and `export`
+def _tiny_dataset(folder: Path, n: int = 2) -> Path:
+    """A dataset folder like `scenes.ensure_dataset`'s, with n test and n train records."""
+    from mini_o3_lite import scenes
+    from mini_o3_lite.data import write_records
+
+    p = load_preset("tiny")
+    for split in ("train", "test"):
+        records, images = scenes.make_split(p.data, split, p.min_pixels, p.max_pixels, n=n)
+        write_records(folder / f"{split}.jsonl", records, images)
+    return folder
+
+
+@pytest.mark.parametrize("command", ["eval", "export"])
+def test_eval_and_export_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    flags = {"eval": ("--preset", "--model", "--split", "--n", "--max-turns", "--samples", "--temperature", "--name"),
+             "export": ("--preset", "--format", "--out", "--split", "--trajectories")}[command]
+    for flag in flags:
+        assert flag in out, flag
+    assert "eval" in cli.__doc__ and "export" in cli.__doc__
+
+
+def test_eval_bad_model_path_is_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "no-such-checkpoint"
+    assert cli.main(["eval", "--preset", "tiny", "--model", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err and err.startswith("mini-o3-lite eval: error:")
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
+    assert cli.main(["eval", "--model", str(tmp_path)]) == 2
+    assert "not a Qwen2.5-VL" in capsys.readouterr().err
+
+
+def test_eval_model_words_and_argument_errors(capsys):
+    from mini_o3_lite import modeling
+
+    tiny, full = load_preset("tiny"), load_preset("full")
+    assert cli.model_dir("base", tiny) == modeling.SHIPPED_BASE
+    assert cli.model_dir("sft", tiny) == modeling.shipped("sft")
+    with pytest.raises(modeling.ModelPathError, match="model_path"):
+        cli.model_dir("base", full)  # the full preset names no checkpoint of its own
+    for bad in (["eval"], ["eval", "--model", "base", "--n", "0"], ["eval", "--model", "base", "--max-turns", "0"],
+                ["eval", "--model", "base", "--split", "val"],
+                ["export", "--out", "x", "--format", "json"]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(bad)
+        assert exit_.value.code == 2
+    capsys.readouterr()
+
+
+def test_eval_runs_the_shipped_base_and_prints_table_and_protocol(tmp_path, monkeypatch, capsys):
+    from mini_o3_lite import scenes
+
+    data = _tiny_dataset(tmp_path / "data")
+    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset: (data, {"config_hash": "test"}))
+    monkeypatch.chdir(tmp_path)  # runs/ goes under tmp_path, not the checkout
+    assert cli.main(["eval", "--preset", "tiny", "--model", "base", "--n", "2", "--max-turns", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "\nprotocol\n" in out and "max_turns: 1" in out and "n: 2" in out
+    assert (tmp_path / "runs" / "tiny" / "eval" / "cli-base-test-t1-n2" / "rows.jsonl").is_file()
+
+
+def test_export_cli_writes_verl_files_and_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
+    from mini_o3_lite import scenes
+
+    data = _tiny_dataset(tmp_path / "data", n=1)
+    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset: (data, {"config_hash": "test"}))
+    assert cli.main(["export", "--format", "verl", "--out", str(tmp_path / "out"), "--split", "test"]) == 0
+    assert (tmp_path / "out" / "verl" / "test.parquet").is_file()
+    assert not (tmp_path / "out" / "verl" / "train.parquet").exists()
+    assert "test.parquet" in capsys.readouterr().out
+    missing = tmp_path / "no-coldstart"
+    assert cli.main(["export", "--format", "sharegpt", "--out", str(tmp_path / "out"),
+                     "--trajectories", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err and "no trajectories file" in err

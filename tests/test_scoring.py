@@ -64,3 +64,13 @@ def test_judge_records_its_reply():
     assert "Reference answer: red" in prompts[0] and "Candidate answer: crimson" in prompts[0]
     assert scoring.judge_score(judge, "What colour?", "", "red") == (False, "")
     assert len(prompts) == 1  # an empty answer never reaches the judge
+
+
+def test_an_answer_of_only_an_article_is_kept():
+    assert scoring.normalise("A") == "a" and scoring.score("A", "a") and not scoring.score("the", "a")
+
+
+def test_judge_sees_choice_text_not_letters():
+    prompts = []
+    scoring.judge_score(lambda p: prompts.append(p) or "no", "Which?", "(b)", "A", choices=["cat", "dog"])
+    assert "Candidate answer: dog" in prompts[0] and "Reference answer: cat" in prompts[0]

@@ -1,0 +1,178 @@
+"""Exports read back with their consumers' schemas: verl parquet (pyarrow), LLaMA-Factory sharegpt, TRL JSONL."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from PIL import Image
+
+from mini_o3_lite import export, protocol, scenes, teacher
+from mini_o3_lite.data import DataError, read_records, write_records
+from mini_o3_lite.presets import load_preset
+from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout
+
+P = load_preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A dataset folder like `scenes.ensure_dataset`'s: 3 train and 2 test records (with choices) + PNGs."""
+    folder = tmp_path_factory.mktemp("data")
+    for split, n in (("train", 3), ("test", 2)):
+        records, images = scenes.make_split(P.data, split, P.min_pixels, P.max_pixels, n=n, choices=split == "test")
+        write_records(folder / f"{split}.jsonl", records, images)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def coldstart(tmp_path_factory, tiny_processor) -> Path:
+    """A cold-start folder: scripted teacher trajectories plus one with an invalid call (a text-only user turn)."""
+    folder = tmp_path_factory.mktemp("coldstart")
+    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=3)
+    images = [images[r.id] for r in records]
+    kept, patterns, _ = teacher.scripted_trajectories(records[:2], images[:2], tiny_processor, P,
+                                                      teacher.TeacherConfig(), max_turns=P.max_turns_eval)
+    r = records[2]
+    script = {r.id: ['<think>Zoom.</think>\n<grounding>{"bbox_2d": [0.9, 0.1, 0.2, 0.4], '
+                     '"source": "original_image"}</grounding>',
+                     protocol.assistant_text("I see it.", protocol.tool_call_text((0, 0, 0.5, 0.5), "original_image")),
+                     protocol.assistant_text("I see it.", protocol.answer_text(r.answer))]}
+    extra = rollout([r], images[2:], tiny_processor, replay_policy(script), RolloutConfig(max_turns=6))
+    assert len(kept) == 2 and extra[0].finish == "answer"
+    teacher.save_trajectories(folder, kept + extra, patterns | {r.id: "error_recovery"})
+    return folder
+
+
+def test_verl_parquet_reads_back_with_its_schema(dataset, tmp_path):
+    written = export.export_verl(dataset, tmp_path)
+    assert {p.name for p in written} == {"train.parquet", "test.parquet", "zoom_tool_config.yaml", "reward_fn.py",
+                                         "run_mini_o3_verl.sh"}
+    table = pq.read_table(tmp_path / "test.parquet")
+    assert table.column_names == ["data_source", "prompt", "images", "ability", "reward_model", "extra_info",
+                                  "agent_name"]
+    assert table.schema.field("prompt").type == pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    assert table.schema.field("images").type.value_type.field("bytes").type == pa.binary()
+    records = read_records(dataset / "test.jsonl")
+    for i, (row, rec) in enumerate(zip(table.to_pylist(), records, strict=True)):
+        system, user = row["prompt"]
+        assert system == {"role": "system", "content": protocol.SYSTEM_PROMPT}
+        assert user["role"] == "user" and user["content"] == "<image>" + protocol.user_prompt(rec.question, rec.choices)
+        assert user["content"].count("<image>") == len(row["images"]) == 1
+        image = row["images"][0]
+        with Image.open(io.BytesIO(image["bytes"])) as img:
+            assert img.size == rec.load_image(dataset).size
+        assert (image["min_pixels"], image["max_pixels"]) == (40_000, 2_000_000)
+        assert row["data_source"] == "visualprobe_lite" and row["ability"] == "visual_search"
+        assert row["agent_name"] == "tool_agent"
+        assert row["reward_model"] == {"style": "rule", "ground_truth": rec.answer}
+        extra = row["extra_info"]
+        assert (extra["id"], extra["split"], extra["index"], extra["difficulty"]) == (rec.id, "test", i, rec.difficulty)
+        assert extra["choices"] == rec.choices and extra["target_bbox"] == rec.target_bbox
+        create = extra["tools_kwargs"]["image_zoom_in_tool"]["create_kwargs"]
+        assert extra["need_tools_kwargs"] and create["image"].startswith("data:image/png;base64,")
+    train = pq.read_table(tmp_path / "train.parquet").to_pylist()
+    assert len(train) == 3 and all(r["extra_info"]["choices"] is None for r in train)  # typed, though all null
+
+
+def test_verl_tool_config_and_launch_script(dataset, tmp_path):
+    export.export_verl(dataset, tmp_path, splits=("test",))
+    config = yaml.safe_load((tmp_path / "zoom_tool_config.yaml").read_text())
+    (tool,) = config["tools"]
+    assert set(tool) == {"class_name", "config", "tool_schema"}
+    function = tool["tool_schema"]["function"]
+    assert tool["tool_schema"]["type"] == "function" and function["name"] == "image_zoom_in_tool"
+    assert function["parameters"]["required"] == ["bbox_2d", "source"]
+    assert function["parameters"]["properties"]["bbox_2d"]["minItems"] == 4
+    script = (tmp_path / "run_mini_o3_verl.sh").read_text()
+    for flag in ("algorithm.adv_estimator=grpo", "data.train_batch_size=256", "actor_rollout_ref.rollout.n=16",
+                 "ppo_mini_batch_size=32", "optim.lr=1e-06", "clip_ratio_low=0.2", "clip_ratio_high=0.3",
+                 "use_kl_loss=False", "entropy_coeff=0", "max_assistant_turns=6", 'data.val_files="$HERE/test.parquet"',
+                 'tool_config_path="$HERE/zoom_tool_config.yaml"', 'custom_reward_function.path="$HERE/reward_fn.py"'):
+        assert flag in script, flag
+    lines = script.rstrip("\n").split("\n")
+    start = lines.index("python3 -m verl.trainer.main_ppo \\")
+    assert all(line.endswith(" \\") for line in lines[start:-1]) and lines[-1] == '    "$@"'  # no broken continuation
+    assert subprocess.run(["bash", "-n", str(tmp_path / "run_mini_o3_verl.sh")]).returncode == 0
+    namespace: dict = {}
+    exec(compile((tmp_path / "reward_fn.py").read_text(), "reward_fn.py", "exec"), namespace)
+    score = namespace["compute_score"]
+    assert score("visualprobe_lite", "<think>x</think><answer>The Red.</answer>", "red") == 1.0
+    assert score("visualprobe_lite", "<answer>B</answer>", "A", {"choices": ["red", "blue"]}) == 0.0
+    assert score("visualprobe_lite", "no answer", "red") == 0.0
+
+
+def test_sharegpt_follows_llamafactory_rules(coldstart, tmp_path):
+    export.export_sharegpt(coldstart, tmp_path)
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    (name, entry), = info.items()
+    assert entry["formatting"] == "sharegpt" and entry["file_name"] == f"{name}.json"
+    columns, tags = entry["columns"], entry["tags"]
+    assert set(columns) == {"messages", "images"}
+    assert set(tags) == {"role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag"}
+    rows = json.loads((tmp_path / entry["file_name"]).read_text())
+    trajs = teacher.load_trajectories(coldstart)
+    assert len(rows) == len(trajs) == 3
+    for row, traj in zip(rows, trajs, strict=True):
+        messages, images = row[columns["messages"]], row[columns["images"]]
+        roles = [m[tags["role_tag"]] for m in messages]
+        if roles[0] == tags["system_tag"]:
+            roles = roles[1:]
+        assert roles == [tags["user_tag"], tags["assistant_tag"]] * (len(roles) // 2) and len(roles) % 2 == 0
+        text = "".join(m[tags["content_tag"]] for m in messages)
+        assert text.count("<image>") == len(images) == len(traj.images)
+        for path, original in zip(images, traj.images, strict=True):
+            with Image.open(tmp_path / path) as img:  # relative to the dataset folder, as LLaMA-Factory reads it
+                assert img.convert("RGB").tobytes() == original.tobytes()
+    error_turns = [m for m in rows[2]["messages"] if "reported an error" in m["content"]]
+    assert len(error_turns) == 1 and "<image>" not in error_turns[0]["content"]
+
+
+def test_trl_jsonl_loads_as_the_kits_sft_dataset(coldstart, tmp_path):
+    from datasets import load_dataset
+
+    from mini_o3_lite.sft import to_dataset
+
+    export.export_trl(coldstart, tmp_path)
+    raw = load_dataset("json", data_files=str(tmp_path / "train.jsonl"), split="train",
+                       cache_dir=str(tmp_path / "hf_cache"))
+    assert set(raw.column_names) == {"messages", "images", "length"} and len(raw) == 3
+    back = export.load_trl(tmp_path / "train.jsonl")
+    kit = to_dataset(teacher.load_trajectories(coldstart))
+    assert back["messages"] == kit["messages"] == raw["messages"] and back["length"] == kit["length"]
+    for ours, theirs in zip(back["images"], kit["images"], strict=True):
+        assert [im.convert("RGB").tobytes() for im in ours] == [im.convert("RGB").tobytes() for im in theirs]
+
+
+def test_same_inputs_same_bytes(dataset, coldstart, tmp_path):
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    for run in ("a", "b"):
+        export.export_verl(dataset, tmp_path / run / "verl")
+        export.export_sharegpt(coldstart, tmp_path / run / "sharegpt")
+        export.export_trl(coldstart, tmp_path / run / "trl")
+    first, second = files(tmp_path / "a"), files(tmp_path / "b")
+    assert first == second and len(first) > 10
+
+
+def test_bad_trajectories_name_file_line_and_field(coldstart, tmp_path):
+    with pytest.raises(DataError, match="no trajectories file here"):
+        export.export_sharegpt(tmp_path / "nowhere", tmp_path / "out")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "images").symlink_to(coldstart / "images")
+    rows = [json.loads(line) for line in (coldstart / "trajectories.jsonl").read_text().splitlines()]
+    rows[1]["images"] = rows[1]["images"][:-1]  # one image file fewer than the messages show
+    (bad / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError) as err:
+        export.export_trl(bad / "trajectories.jsonl", tmp_path / "out")
+    message = str(err.value)
+    assert "trajectories.jsonl, line 2, field 'images'" in message
+    assert f"{len(rows[1]['images']) + 1} image placeholders" in message and "Re-run the cold start" in message
