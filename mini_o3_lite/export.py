@@ -175,7 +175,7 @@ python3 -m verl.trainer.main_ppo \\
 REWARD_FN = '''\
 """verl custom_reward_function, written by mini_o3_lite.export: Mini-o3's answer-only reward.
 
-1.0 when the last <answer>...</answer> of the response matches the ground truth under
+1.0 when the first <answer>...</answer> of the response (Mini-o3's "strict" extraction) matches the ground truth under
 mini_o3_lite.scoring's rules (choice letters through extra_info["choices"]), else 0.0: no format or
 tool-call terms, as in Mini-o3 (which asks an LLM judge instead of rules).
 """
@@ -187,7 +187,7 @@ from mini_o3_lite import scoring
 def compute_score(data_source, solution_str, ground_truth, extra_info=None):
     answers = re.findall(r"<answer>(.*?)</answer>", solution_str, re.DOTALL)
     choices = (extra_info or {}).get("choices")
-    return float(bool(answers) and scoring.score(answers[-1].strip(), ground_truth, choices))
+    return float(bool(answers) and scoring.score(answers[0].strip(), ground_truth, choices))
 '''
 
 

@@ -25,21 +25,28 @@ its group's reward statistics (with reward 0), so it lowers the baseline its sib
 with; a commented-out line would drop it from the statistics instead. The kit has all three
 variants (`grpo.VARIANTS`) and compares masking on vs off here, same budget and seeds.
 
-**Shipped or trained here.** One GRPO step on the tiny preset is about half a minute of CPU, so by
+**Shipped or trained here.** One GRPO step on the tiny preset takes about a minute of CPU, so by
 default (`train = False`) the notebook uses the two RL checkpoints the kit ships (made by
-`grpo.ensure_rl` with these settings; their logs are plotted) and runs one step to show the loop.
-`train = True` trains both variants here from the SFT checkpoint (cached in `runs/<preset>/rl*/`).
+`grpo.ensure_rl` with these settings; their logs are plotted) and runs one small step to show the
+loop. `train = True` trains both variants here from the SFT checkpoint (cached in `runs/<preset>/rl*/`).
+
+**Where the kit differs.** Mini-o3 trains with a 6-turn budget. The tiny preset's RL budget is 10
+turns (`rl.max_turns`): the tiny SFT agent searches tiles one by one and needs 9.4 turns on average,
+and only 10% of its greedy searches end with a right answer within 6 turns (notebook 04's run), so
+at 6 turns almost every group would be all zeros and RL would have nothing to learn from. A first
+run at 6 turns is in the "what you should see" note.
 """)
 
 code(r"""
 preset = "tiny"
 train = False  # True: train both RL variants here; False (tiny): the shipped checkpoints
-steps = None  # GRPO steps per variant (tiny preset: 40)
-prompts_per_step = None  # questions per step (tiny 8)
+steps = None  # GRPO steps per variant (tiny 20, full 200)
+prompts_per_step = None  # questions per step (tiny 4)
 group_size = None  # rollouts per question (tiny 8)
-lr = None  # learning rate (tiny preset value)
+lr = None  # learning rate (tiny 5e-5, full 1e-6)
+rl_turns = None  # turn budget of RL rollouts (tiny 10, full 6)
 n_eval = None  # held-out test questions (tiny: the first 48 of 96, as in notebook 04)
-eval_turns = None  # the larger test-time budget (preset: max_turns_eval)
+eval_turns = None  # the long test-time budget evaluated once; smaller budgets are read off it (tiny 32)
 """, ["parameters"])
 
 code(r"""
@@ -56,13 +63,14 @@ from mini_o3_lite import data, evaluate, grpo, modeling, scenes, sft, viz
 from mini_o3_lite.presets import load_preset
 
 cfg = load_preset(preset, **{"rl.steps": steps, "rl.prompts_per_step": prompts_per_step,
-                             "rl.group_size": group_size, "rl.lr": lr})
+                             "rl.group_size": group_size, "rl.lr": lr, "rl.max_turns": rl_turns})
 small = preset == "tiny"
 sft_dir = sft.sft_model(cfg, train)
 data_dir, _ = scenes.ensure_dataset(cfg)
 train_split = data.read_records(data_dir / "train.jsonl")
 train_images = [r.load_image(data_dir) for r in train_split]
-print("start policy:", sft_dir, "| training turn budget:", cfg.max_turns_train, "| rl:", cfg.rl)
+budget = grpo.rollout_config(cfg, 0).max_turns
+print("start policy:", sft_dir, "| RL turn budget:", budget, "| rl:", cfg.rl)
 """)
 
 md(r"""
@@ -107,11 +115,11 @@ for variant in ["rl", "rl_nomask"]:
     path = grpo.rl_model(cfg, variant, train)
     logs[variant] = pd.DataFrame(json.loads((path.parent / "rl_log.json" if train else path / "rl_log.json").read_text()))
 if not train and small:
-    one = replace(cfg, rl=replace(cfg.rl, steps=1, prompts_per_step=2, save_every=1))
+    one = replace(cfg, rl=replace(cfg.rl, steps=1, prompts_per_step=2, group_size=4, save_every=1))
     with tempfile.TemporaryDirectory() as tmp:
         step = grpo.train(one, sft_dir, tmp, train_split, train_images, progress=False)[0]
-    print("one step here:", {k: step[k] for k in ["reward", "mean_turns", "exceeded", "masked_tokens", "clip_fraction",
-                                                  "kl", "seconds", "peak_rss_mb"]})
+    print("one step here (2 questions x 4 rollouts):", {k: step[k] for k in [
+        "reward", "mean_turns", "exceeded", "masked_tokens", "clip_fraction", "kl", "seconds", "peak_rss_mb"]})
 summary = pd.DataFrame({v: log[["reward", "mean_turns", "exceeded", "masked_tokens", "seconds"]].tail(10).mean()
                         for v, log in logs.items()}).T.round(3)
 print("mean of the last 10 steps:\n" + summary.to_string())
@@ -123,45 +131,59 @@ for variant, log in logs.items():
     smooth = log.rolling(5, min_periods=1).mean()
     for ax, key in zip(axes, ["reward", "mean_turns", "exceeded", "peak_rss_mb"]):
         ax.plot(log.step, smooth[key], label="masked" if variant == "rl" else "no masking")
-        ax.set(title=key.replace("_", " "), xlabel="step")
+        ax.set(title=key.replace("_", " ") + (" (5-step mean)" if key != "peak_rss_mb" else ""), xlabel="step")
 axes[0].legend(fontsize=7)
+axes[3].set(title="peak RSS per step (MB)")
 plt.tight_layout()
+for variant, log in logs.items():  # memory per step, issue #12: flat means no leak across steps
+    early, late = log.peak_rss_mb.iloc[len(log) // 4], log.peak_rss_mb.iloc[-1]
+    print(f"{variant}: peak RSS {early:.0f} MB at step {len(log) // 4 + 1}, {late:.0f} MB at step {len(log)} "
+          f"({late / early - 1:+.1%})")
 """)
 
 md(r"""
-## Held-out: accuracy and turns at the training budget and a larger one
+## Held-out: accuracy at the training budget and beyond
 
 The question masking answers is what happens at test time, when the budget is larger than in
-training. Every model is evaluated greedily on the held-out split at both budgets.
+training. Every model is evaluated greedily once on the held-out split with a long budget; the
+accuracy at any smaller budget is read off that run (`evaluate.budget_curve`: the prompt never
+states the budget, so the first b turns of the long run are the run with budget b).
 """)
 
 code(r"""
 n = n_eval or (48 if small else 500)
-big = eval_turns or cfg.max_turns_eval
-models = {"SFT": sft_dir, "RL masked": grpo.rl_model(cfg, "rl", train), "RL no masking": grpo.rl_model(cfg, "rl_nomask", train)}
-results, protocol = {}, None
+long = eval_turns or (32 if small else cfg.max_turns_eval)
+models = {"SFT": sft_dir, "RL masked": grpo.rl_model(cfg, "rl", train),
+          "RL no masking": grpo.rl_model(cfg, "rl_nomask", train)}
+results, protocols = {}, {}
 for name, path in models.items():
-    for budget in (cfg.max_turns_train, big):
-        key = f"{name.replace(' ', '_')}_{budget}turns"
-        rows, manifest = evaluate.ensure_eval(cfg, path, key, n=n, config=evaluate.settings(cfg, budget), progress=False)
-        results[(name, budget)] = rows
-        protocol = manifest["config"]["protocol"]
-table = pd.DataFrame([{"model": m, "budget": b, **s} for (m, b), rows in results.items() for s in evaluate.summary(rows)])
-acc = table.pivot_table(index=["model", "budget"], columns="difficulty", values="accuracy")[["all", "easy", "medium", "hard"]]
-print(acc.loc[list(models)].to_string())
+    rows, manifest = evaluate.ensure_eval(cfg, path, f"{name.replace(' ', '_')}_{long}turns", n=n,
+                                          config=evaluate.settings(cfg, long), progress=False)
+    results[name], protocols[name] = rows, manifest["config"]["protocol"]
+budgets = sorted({budget, cfg.max_turns_eval, long})
+curve = pd.DataFrame([{"model": name, **c} for name, rows in results.items()
+                      for c in evaluate.budget_curve(rows, budgets, long)])
+acc = curve.pivot_table(index=["model", "max_turns"], columns="difficulty", values="accuracy")
+print(acc[["all", "easy", "medium", "hard"]].loc[list(models)].to_string())
 print()
-print(table[table.difficulty == "all"].set_index(["model", "budget"])[["mean_turns", "exceeded", "valid_actions"]]
-      .loc[list(models)].to_string())
-print("\nprotocol:", json.dumps({k: v for k, v in protocol.items() if k not in ("model", "max_turns", "model_hash")}))
+print(pd.DataFrame({name: evaluate.summary(rows)[0] for name, rows in results.items()}).T[
+    ["mean_turns", "mean_zooms", "exceeded", "valid_actions", "finish_answer", "finish_max_turns", "finish_context"]
+].to_string())
+for name, spec in protocols.items():
+    print(f"protocol ({name}):", json.dumps({k: v for k, v in spec.items() if k != "model"}))
 """)
 
 code(r"""
-fig, ax = plt.subplots(figsize=(6, 2.6))
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
 for name in models:
-    turns = pd.Series([r["turns"] for r in results[(name, big)]]).value_counts().sort_index()
-    ax.plot(turns.index, turns.values, marker="o", label=name)
-ax.set(xlabel=f"turns used (budget {big})", ylabel="questions", title="how long each model searches at test time")
-ax.legend(fontsize=7);
+    turns = pd.Series([r["turns"] for r in results[name] if r["finish"] == "answer"]).value_counts().sort_index()
+    axes[0].plot(turns.index, turns.values, marker="o", label=name)
+    line = curve[(curve.model == name) & (curve.difficulty == "all")]
+    axes[1].plot(line.max_turns, line.accuracy, marker="o", label=name)
+axes[0].set(xlabel=f"turns used when answering (budget {long})", ylabel="questions", title="how long each model searches")
+axes[1].set(xlabel="turn budget", ylabel="accuracy", title="held-out accuracy vs budget")
+axes[1].axvline(budget, color="grey", lw=0.8, ls="--")
+axes[0].legend(fontsize=7);
 """)
 
 md(r"""
