@@ -148,18 +148,30 @@ class Batcher:
                 "mm_token_type_ids": (ids == self.image_id).long()}
 
 
-def model_policy(model, config: RolloutConfig) -> Policy:
-    """The policy that samples from a model: one batched `generate` per turn for all active rollouts."""
+def model_policy(model, config: RolloutConfig, reuse_cache: bool = True) -> Policy:
+    """The policy that samples from a model: one batched `generate` per turn for all active rollouts.
+
+    `reuse_cache`: keep the key/value cache from turn to turn so a turn encodes only its new tokens
+    (`turncache.py`); False re-encodes every conversation from the start each turn (same tokens, slower).
+    """
+    from .turncache import TurnCache
+
+    caches: dict[int, TurnCache] = {}
 
     @torch.no_grad()
     def policy(active: list[Trajectory], batcher: Batcher) -> list[TurnOutput]:
-        inputs = {k: v.to(model.device) for k, v in batcher.batch(active).items()}
+        if reuse_cache and id(batcher) not in caches:
+            caches.clear()  # a new batch: the previous batch's cache is finished with
+            caches[id(batcher)] = TurnCache(model, batcher)
+        cache = caches.get(id(batcher))
+        inputs = cache.inputs(active) if cache else batcher.batch(active)
+        inputs = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p, "top_k": 0} \
             if config.do_sample else {"do_sample": False}
         out = model.generate(
             **inputs, max_new_tokens=config.max_new_tokens, stop_strings=["</grounding>", "</answer>"],
             tokenizer=batcher.tokenizer, output_scores=True, return_dict_in_generate=True, repetition_penalty=1.0,
-            suppress_tokens=batcher.vision_ids, **sampling,
+            suppress_tokens=batcher.vision_ids, use_cache=True, **sampling,
         )  # repetition_penalty=1.0: a checkpoint's own default would change the recorded distribution
         # suppress_tokens: a sampled <|image_pad|> has no image behind it and breaks every later forward pass
         new = out.sequences[:, inputs["input_ids"].shape[1]:]
@@ -182,6 +194,9 @@ def model_policy(model, config: RolloutConfig) -> Policy:
             ids = ids[:cut]
             text = batcher.tokenizer.decode([t for t in ids if t not in eos])
             results.append(TurnOutput(ids, [round(float(x), 6) for x in chosen[row, :cut]], text))
+        if cache:
+            cache.update(active, {k: v.cpu() for k, v in inputs.items() if k == "attention_mask" or k == "input_ids"},
+                         out.cache, [len(r.ids) for r in results])
         return results
 
     return policy

@@ -158,3 +158,21 @@ def test_model_policy_never_samples_vision_tokens(tiny_processor):
         pass
     ids = tiny_processor.tokenizer.convert_tokens_to_ids(["<|image_pad|>", "<|vision_start|>", "<|vision_end|>"])
     assert set(ids) <= set(seen["suppress_tokens"])
+
+
+def test_cache_reuse_across_turns_gives_the_same_rollouts():
+    """The key/value cache kept from turn to turn (turncache.py) changes the cost, never the tokens."""
+    from mini_o3_lite import modeling, scenes
+    from mini_o3_lite.presets import load_preset
+
+    preset = load_preset("tiny")
+    model, processor = modeling.load(modeling.shipped("sft"))  # a model that zooms, so turns carry new images
+    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=3)
+    images = [images[r.id] for r in records]
+    cfg = RolloutConfig(max_turns=5, max_new_tokens=64, do_sample=False, batch_size=3)
+    reused, fresh = (rollout(records, images, processor, model_policy(model, cfg, reuse_cache=r), cfg)
+                     for r in (True, False))
+    assert max(t.turns for t in reused) >= 3 and sum(len(t.images) for t in reused) >= 6
+    for a, b in zip(reused, fresh, strict=True):
+        assert a.input_ids == b.input_ids and a.model_mask == b.model_mask and a.finish == b.finish
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
