@@ -18,11 +18,52 @@ finish. `TurnCache` does that bookkeeping, and nothing else:
   (passed to the model as `mm_encoder_outputs`).
 
 Greedy rollouts come out token for token the same as without it (tests/test_rollout.py).
+
+`GrowingCache` is transformers' `DynamicCache` with buffers that grow by doubling: `DynamicLayer`
+appends each generated token with `torch.cat`, which copies the whole cache every step, and for a
+batch of long conversations on a CPU that copy was most of the decoding time.
 """
 
 from __future__ import annotations
 
 import torch
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+
+
+class GrowingLayer(DynamicLayer):
+    """A `DynamicLayer` whose keys and values are views of buffers that double when full."""
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.buffers = None
+        have = 0 if self.buffers is None else self.keys.shape[-2]
+        need = have + key_states.shape[-2]
+        if self.buffers is None or need > self.buffers[0].shape[-2]:
+            size = max(need, 2 * have, 256)
+            grown = []
+            for new in (key_states, value_states):
+                buffer = new.new_empty(*new.shape[:-2], size, new.shape[-1])
+                grown.append(buffer)
+            if have:
+                grown[0][..., :have, :], grown[1][..., :have, :] = self.keys, self.values
+            self.buffers = grown
+        self.buffers[0][..., have:need, :], self.buffers[1][..., have:need, :] = key_states, value_states
+        self.keys, self.values = self.buffers[0][..., :need, :], self.buffers[1][..., :need, :]
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        if self.buffers is not None:
+            need = self.keys.shape[-2]
+            self.buffers = [b[indices, ...] for b in self.buffers]
+            self.keys, self.values = self.buffers[0][..., :need, :], self.buffers[1][..., :need, :]
+
+
+class GrowingCache(DynamicCache):
+    """`DynamicCache` made of `GrowingLayer`s (generate treats it as a dynamic cache)."""
+
+    def __init__(self):
+        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
 
 
 class TurnCache:
@@ -39,7 +80,7 @@ class TurnCache:
         """Model inputs for this turn: the full sequences, with the cache of their beginnings when there is one."""
         b = self.batcher
         if self.cache is None:
-            return b.batch(active)
+            return {**b.batch(active), "cache": GrowingCache()}
         keep = [self.rows.index(id(t)) for t in active]
         if keep != list(range(len(self.rows))):
             self.cache.batch_select_indices(torch.tensor(keep))
