@@ -45,25 +45,26 @@ def row(traj, record) -> dict:
 
 
 def run(model, processor, records, images, config: RolloutConfig | None = None, progress: bool = False,
-        trajectories: list | None = None) -> list[dict]:
+        trajectories: list | None = None, log: list | None = None) -> list[dict]:
     """Evaluate the model on the records; returns one row per record.
 
     `images[i]` is record i's image (`data.open_image(record, folder)`). Pass a list as `trajectories`
-    to keep the trajectories as well.
+    to keep the trajectories as well, and one as `log` for the loop's memory per turn (`rollout`).
     """
     config = config or RolloutConfig(do_sample=False)
-    trajs = rollout(records, images, processor, model_policy(model, config), config, progress=progress)
+    trajs = rollout(records, images, processor, model_policy(model, config), config, progress=progress, log=log)
     if trajectories is not None:
         trajectories += trajs
     return [row(t, r) for t, r in zip(trajs, records, strict=True)]
 
 
-def run_k(model, processor, records, images, config: RolloutConfig, k: int, progress: bool = False) -> list[dict]:
+def run_k(model, processor, records, images, config: RolloutConfig, k: int, progress: bool = False,
+          log: list | None = None) -> list[dict]:
     """K sampled runs (seeds `config.seed + i`); each row carries its `sample` index i. Same seed, same rows."""
     if not config.do_sample:
         raise ValueError("run_k needs a sampling config (do_sample=True); greedy runs are all the same")
     return [dict(r, sample=i) for i in range(k)
-            for r in run(model, processor, records, images, replace(config, seed=config.seed + i), progress)]
+            for r in run(model, processor, records, images, replace(config, seed=config.seed + i), progress, log=log)]
 
 
 def avg_at_k(rows: list[dict], by: str = "difficulty") -> list[dict]:
@@ -189,10 +190,13 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
         model, processor = load(model_dir, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
                                 min_pixels=preset.min_pixels, max_pixels=preset.max_pixels)
         images = [open_image(r, data_dir) for r in records]
-        rows = run_k(model, processor, records, images, config, samples, progress) if config.do_sample \
-            else run(model, processor, records, images, config, progress)
+        log: list[dict] = []  # memory per batched turn
+        rows = run_k(model, processor, records, images, config, samples, progress, log) if config.do_sample \
+            else run(model, processor, records, images, config, progress, log=log)
         (out / "rows.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-        return {"summary": avg_at_k(rows) if config.do_sample else summary(rows)}
+        (out / "memory.json").write_text(json.dumps(log))
+        return {"summary": avg_at_k(rows) if config.do_sample else summary(rows),
+                "peak_rss_mb": max((e["peak_rss_mb"] for e in log), default=None)}
 
     spec = protocol(preset, model_dir, config, split, len(records), samples)
     manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, {"data": data["config_hash"]},

@@ -302,13 +302,16 @@ def step(traj: Trajectory, turn: TurnOutput, batcher: Batcher, config: RolloutCo
 
 
 def rollout(records: Sequence, images: Sequence[Image.Image], processor, policy: Policy, config: RolloutConfig,
-            progress: bool = False, context: Context | None = None) -> list[Trajectory]:
+            progress: bool = False, context: Context | None = None, log: list | None = None) -> list[Trajectory]:
     """Run the agent loop on every record (batches of `config.batch_size`); one trajectory per record.
 
     `records` need `.id`, `.question`, `.answer` and `.choices` (data.Record); `images[i]` is record i's
-    full-resolution image. `context`: exemplar turns shown before every question (`start`).
+    full-resolution image. `context`: exemplar turns shown before every question (`start`). `log`: a
+    list that gets one entry per batched turn (batch, turn, active conversations, RSS and its peak).
     """
     from tqdm.auto import tqdm
+
+    from . import memory
 
     torch.manual_seed(config.seed)
     out: list[Trajectory] = []
@@ -318,9 +321,15 @@ def rollout(records: Sequence, images: Sequence[Image.Image], processor, policy:
         trajs = [start(r.id, r.question, r.answer, im, batcher, getattr(r, "choices", None), config.tools, context)
                  for r, im in zip(records[lo : lo + config.batch_size], images[lo : lo + config.batch_size],
                                   strict=True)]
+        turn_index = 0
         while active := [t for t in trajs if not t.done]:
+            memory.reset_peak()
             for traj, turn in zip(active, policy(active, batcher), strict=True):
                 step(traj, turn, batcher, config)
+            turn_index += 1
+            if log is not None:
+                log.append({"batch": lo // config.batch_size, "turn": turn_index, "active": len(active),
+                            **memory.snapshot()})
         out += trajs
         bar.update(len(trajs))
     bar.close()

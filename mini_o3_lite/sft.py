@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import memory
 from .modeling import freeze_vision, load, lora_config, save
 from .presets import Preset
 
@@ -76,6 +77,21 @@ def sft_config(preset: Preset, out: Path, n_examples: int, **overrides):
     return SFTConfig(**args)
 
 
+def memory_callback():
+    """A `TrainerCallback` that puts each logged step's peak RSS (and GPU max allocated) into the trainer's logs."""
+    from transformers import TrainerCallback
+
+    class MemoryCallback(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            memory.reset_peak()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.log_history and "loss" in state.log_history[-1]:  # the Trainer logged a copy of `logs`
+                state.log_history[-1].update(memory.snapshot())
+
+    return MemoryCallback()
+
+
 def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, **overrides) -> dict:
     """Fine-tune the checkpoint `init` on the trajectories; the result is saved to `out` (HF directory).
 
@@ -89,7 +105,8 @@ def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, *
     peft = lora_config(preset.sft.lora_rank) if preset.sft.lora else None
     dataset = to_dataset(trajectories)
     args = sft_config(preset, out, len(dataset), **overrides)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, peft_config=peft)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, peft_config=peft,
+                         callbacks=[memory_callback()])
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     checkpoints = sorted(Path(args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
@@ -99,7 +116,8 @@ def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, *
     summary = {"steps": trainer.state.global_step, "train_loss": round(result.training_loss, 4),
                "seconds": round(result.metrics.get("train_runtime", 0.0), 1), "lora": peft is not None,
                "trainable": trainable,
-               "curve": [{"step": e["step"], "loss": e["loss"]} for e in log]}
+               "curve": [{k: e[k] for k in ("step", "loss", "rss_mb", "peak_rss_mb", "gpu_max_allocated_mb") if k in e}
+                         for e in log]}
     (out / "sft_log.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -176,3 +176,12 @@ def test_cache_reuse_across_turns_gives_the_same_rollouts():
     for a, b in zip(reused, fresh, strict=True):
         assert a.input_ids == b.input_ids and a.model_mask == b.model_mask and a.finish == b.finish
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
+
+
+def test_rollout_logs_memory_per_turn(tiny_processor):
+    log: list = []
+    script = {"a": [call([0, 0, 0.5, 0.5]), answer()], "b": [answer()]}
+    rollout([Rec(k) for k in script], [canvas(), canvas()], tiny_processor, replay_policy(script),
+            RolloutConfig(max_turns=4, batch_size=2), log=log)
+    assert [(e["turn"], e["active"]) for e in log] == [(1, 2), (2, 1)]
+    assert all(e["peak_rss_mb"] >= e["rss_mb"] * 0.5 > 0 for e in log)

@@ -60,6 +60,7 @@ def test_tiny_sft_run_trains_language_only_and_saves(tiny, tmp_path):
     preset = load_preset("tiny", **{"sft.batch_size": 2, "sft.epochs": 2.0, "sft.lr": 1e-3})
     summary = sft.train_sft(preset, trajs, tmp_path / "sft", init, logging_steps=1, save_steps=1)
     assert summary["steps"] == 2 and summary["lora"] is False and summary["curve"]
+    assert all(e["peak_rss_mb"] > 0 for e in summary["curve"])  # memory of every logged step
     after, _ = modeling.load(tmp_path / "sft")
     before = dict(model.named_parameters())
     changed = {n for n, p in after.named_parameters() if not torch.equal(p, before[n])}
