@@ -58,6 +58,14 @@ def run(model, processor, records, images, config: RolloutConfig | None = None, 
     return [row(t, r) for t, r in zip(trajs, records, strict=True)]
 
 
+def grouped(rows: list[dict], by: str) -> dict[str, list[dict]]:
+    """`all` rows, then the rows of each value of `by` (a value named "all" becomes "<by>=all")."""
+    groups: dict[str, list[dict]] = {"all": list(rows)}
+    for r in rows:
+        groups.setdefault(f"{by}={r[by]}" if str(r[by]) == "all" else str(r[by]), []).append(r)
+    return groups
+
+
 def run_k(model, processor, records, images, config: RolloutConfig, k: int, progress: bool = False,
           log: list | None = None) -> list[dict]:
     """K sampled runs (seeds `config.seed + i`); each row carries its `sample` index i. Same seed, same rows."""
@@ -71,9 +79,7 @@ def avg_at_k(rows: list[dict], by: str = "difficulty") -> list[dict]:
     """Avg@K per group: mean over the K samples of each sample's accuracy, with std, min and max over samples."""
     import statistics
 
-    groups: dict[str, list[dict]] = {"all": list(rows)}
-    for r in rows:
-        groups.setdefault(str(r[by]), []).append(r)
+    groups = grouped(rows, by)
     out = []
     for name, rs in groups.items():
         per_sample = [accuracy([r for r in rs if r["sample"] == i]) for i in sorted({r["sample"] for r in rs})]
@@ -95,9 +101,7 @@ def budget_curve(rows: list[dict], budgets, run_turns: int, by: str = "difficult
     """
     if max(budgets) > run_turns:
         raise ValueError(f"budget {max(budgets)} is larger than the run's {run_turns} turns")
-    groups: dict[str, list[dict]] = {"all": list(rows)}
-    for r in rows:
-        groups.setdefault(str(r[by]), []).append(r)
+    groups = grouped(rows, by)
     return [{by: name, "max_turns": b, "n": len(rs),
              "accuracy": round(sum(r["correct"] and r["turns"] <= b for r in rs) / max(len(rs), 1), 4),
              "answered": round(sum(r["finish"] == "answer" and r["turns"] <= b for r in rs) / max(len(rs), 1), 4)}
@@ -113,9 +117,7 @@ def no_tool(model, processor, records, images, config: RolloutConfig | None = No
 
 def summary(rows: list[dict], by: str = "difficulty") -> list[dict]:
     """Per group (and `all`): n, accuracy, valid-action rate, mean turns and zooms, exceeded, finishes."""
-    groups: dict[str, list[dict]] = {"all": list(rows)}
-    for r in rows:
-        groups.setdefault(f"{by}={r[by]}" if str(r[by]) == "all" else str(r[by]), []).append(r)
+    groups = grouped(rows, by)
     out = []
     for name, rs in groups.items():
         n = len(rs)
