@@ -7,8 +7,9 @@
     mini-o3-lite export --preset tiny --format all --out exports/tiny
 
 `run` executes each notebook into `runs/<preset>/notebooks/` with its `parameters` cell overridden
-(`preset` and any `-p key=value`), and prints a summary table (notebook, status, wall time); on
-failure the table names the notebook and the cell that failed.
+(`preset` and any `-p key=value`), and prints a summary table (notebook, status, wall time, and the
+key metrics each notebook prints with `manifest.key_metrics`); on failure the table names the
+notebook and the cell that failed.
 `eval` runs the agent on a split (`evaluate.ensure_eval`, cached in `runs/<preset>/eval/<name>/`) and
 prints accuracy by difficulty with the protocol that produced it. `--model` is a checkpoint
 directory or one of base, sft, rl, rl_nomask (the tiny preset's shipped checkpoints).
@@ -24,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .manifest import repo_root, stage_dir
+from .manifest import read_key_metrics, repo_root, stage_dir
 from .presets import PRESETS
 
 STAGES = ("base", "sft", "rl", "rl_nomask")  # words --model accepts for a stage's checkpoint
@@ -72,14 +73,16 @@ def run(args: argparse.Namespace) -> int:
                                 kernel_name=args.kernel, progress_bar=False)
         except pm.PapermillExecutionError as exc:
             status, failed = f"FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"[:160], True
-        rows.append((nb.name, status, time.time() - started))
+        executed = out_dir / nb.name
+        metrics = read_key_metrics(executed) if executed.is_file() else {}
+        rows.append((nb.name, status, time.time() - started, ", ".join(f"{k} {v}" for k, v in metrics.items())))
         print(f"{nb.name:<40} {status:<10} {rows[-1][2]:7.1f} s", flush=True)
         if failed:
             break
     print("\nsummary")
-    print(f"{'notebook':<40} {'wall time':>10}  status")
-    for name, status, seconds in rows:
-        print(f"{name:<40} {seconds:9.1f}s  {status}")
+    print(f"{'notebook':<40} {'wall time':>10}  {'status':<6}  key metrics")
+    for name, status, seconds, metrics in rows:
+        print(f"{name:<40} {seconds:9.1f}s  {status:<6}  {metrics}")
     print(f"{'total':<40} {sum(r[2] for r in rows):9.1f}s  outputs in {out_dir}")
     return 1 if failed else 0
 

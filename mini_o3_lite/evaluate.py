@@ -153,14 +153,16 @@ def model_hash(model_dir) -> str:
     return digest.hexdigest()[:16]
 
 
-def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, samples: int = 1) -> dict:
+def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, samples: int = 1,
+             pixels: tuple[int, int] | None = None) -> dict:
     """Everything that decides an evaluation's numbers (written into its manifest, printed under tables)."""
     from . import protocol as tool_protocol
     from .manifest import config_hash
 
+    lo, hi = pixels or (preset.min_pixels, preset.max_pixels)
     return {
         "model": str(model_dir), "model_hash": model_hash(model_dir), "preset": preset.name, "split": split, "n": n,
-        "max_turns": config.max_turns, "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels,
+        "max_turns": config.max_turns, "min_pixels": lo, "max_pixels": hi,
         "tools": config.tools, "decoding": "greedy" if not config.do_sample else f"T={config.temperature}",
         **({"samples": samples} if config.do_sample else {}),  # Avg@K's K
         "seed": config.seed, "scorer": "rule-based (scoring.py)",
@@ -170,10 +172,11 @@ def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, sampl
 
 def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None = None,
                 config: RolloutConfig | None = None, progress: bool = True,
-                samples: int = 1) -> tuple[list[dict], dict]:
+                samples: int = 1, pixels: tuple[int, int] | None = None) -> tuple[list[dict], dict]:
     """`runs/<preset>/eval/<name>/`: rows of one evaluation, computed once per protocol. Returns (rows, manifest).
 
     With a sampling `config`, `samples` runs per question (Avg@K; rows carry `sample`), else one greedy run.
+    `pixels` = (min, max) evaluates at another pixel budget on the preset's own scenes (the max-pixels sweep).
     """
     import json
     from dataclasses import asdict
@@ -185,12 +188,13 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
 
     config = config or settings(preset)
     data_dir, data = ensure_dataset(preset)
+    lo, hi = pixels or (preset.min_pixels, preset.max_pixels)
     records = read_records(data_dir / f"{split}.jsonl")[:n]
     folder = stage_dir(preset.name, "eval") / name
 
     def build(out):
         model, processor = load(model_dir, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
-                                min_pixels=preset.min_pixels, max_pixels=preset.max_pixels)
+                                min_pixels=lo, max_pixels=hi)
         images = [open_image(r, data_dir) for r in records]
         log: list[dict] = []  # memory per batched turn
         rows = run_k(model, processor, records, images, config, samples, progress, log) if config.do_sample \
@@ -200,7 +204,7 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
         return {"summary": avg_at_k(rows) if config.do_sample else summary(rows),
                 "peak_rss_mb": max((e["peak_rss_mb"] for e in log), default=None)}
 
-    spec = protocol(preset, model_dir, config, split, len(records), samples)
+    spec = protocol(preset, model_dir, config, split, len(records), samples, (lo, hi))
     manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, {"data": data["config_hash"]},
                             config.seed)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]

@@ -28,6 +28,28 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+KEY_METRICS = "key metrics: "  # a notebook's headline numbers, printed on one line for `mini-o3-lite run`'s summary
+
+
+def key_metrics(**values: Any) -> dict:
+    """Print a notebook's headline numbers as one `key metrics: {json}` line; the batch runner reads it back."""
+    print(KEY_METRICS + json.dumps(values, default=str))
+    return values
+
+
+def read_key_metrics(notebook: str | Path) -> dict:
+    """The last `key metrics:` line an executed notebook printed ({} when there is none)."""
+    import nbformat
+
+    found: dict = {}
+    for cell in nbformat.read(str(notebook), as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines() if output.get("output_type") == "stream" else []:
+                if line.startswith(KEY_METRICS):
+                    found = json.loads(line[len(KEY_METRICS):])
+    return found
+
+
 def read_manifest(folder: str | Path) -> dict | None:
     path = Path(folder) / MANIFEST
     return json.loads(path.read_text()) if path.is_file() else None

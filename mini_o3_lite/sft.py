@@ -100,7 +100,8 @@ def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, *
     from trl import SFTTrainer
 
     out = Path(out)
-    model, processor = load(init, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype)
+    model, processor = load(init, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
+                            min_pixels=preset.min_pixels, max_pixels=preset.max_pixels)  # the preset's pixel budget
     freeze_vision(model)
     peft = lora_config(preset.sft.lora_rank) if preset.sft.lora else None
     dataset = to_dataset(trajectories)

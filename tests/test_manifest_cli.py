@@ -179,6 +179,30 @@ def test_run_with_no_matching_notebooks_returns_0(tmp_path, monkeypatch, capsys)
     assert (tmp_path / "runs" / "tiny" / "notebooks").is_dir()
 
 
+def test_run_summary_has_key_metrics_and_names_the_failed_cell(tmp_path, monkeypatch, capsys):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "mini_o3_lite").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    params = new_code_cell('preset = "full"\nscale = 1', metadata={"tags": ["parameters"]})
+    ok = new_notebook(cells=[params, new_code_cell(
+        "from mini_o3_lite.manifest import key_metrics\nkey_metrics(preset=preset, accuracy=0.25 * scale)")])
+    bad = new_notebook(cells=[params, new_code_cell("x = 1"), new_code_cell("raise ValueError('no data at runs/x')")])
+    for name, nb in (("00_ok.ipynb", ok), ("01_bad.ipynb", bad)):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(tmp_path / "notebooks" / name))
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert cli.main(["run", "--preset", "tiny", "-p", "scale=2"]) == 1
+    out = capsys.readouterr().out.split("\nsummary\n")[-1]
+    assert "00_ok.ipynb" in out and "preset tiny, accuracy 0.5" in out
+    # cell 4 of the executed notebook: papermill injects the parameters after the parameters cell
+    assert "01_bad.ipynb" in out and "FAILED in cell 4: ValueError: no data at runs/x" in out
+    executed = tmp_path / "runs/tiny/notebooks/00_ok.ipynb"
+    assert manifest.read_key_metrics(executed) == {"preset": "tiny", "accuracy": 0.5}
+
+
 def test_run_rejects_a_parameter_without_value(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # outside the checkout: nothing is created in the repository
     with pytest.raises(SystemExit, match="key=value"):
