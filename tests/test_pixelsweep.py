@@ -23,16 +23,16 @@ def test_sweep_adapts_and_measures_each_budget_on_the_same_scenes(tiny, tmp_path
     monkeypatch.chdir(tmp_path)  # runs/ goes under the test's folder
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "mini_o3_lite").mkdir()
-    preset = load_preset("tiny", max_new_tokens=4,
+    preset = load_preset("tiny",
                          **{"data.n_train": 4, "data.n_test": 2, "sft.n_trajectories": 4, "sft.batch_size": 2})
-    results = pixelsweep.sweep(preset, [112, 224], init, epochs=0.5, n=2, log=lambda s: None)
+    results = pixelsweep.sweep(preset, [112, 224], init, epochs=0.5, n=2, max_new_tokens=4, log=lambda s: None)
     assert [r["side"] for r in results] == [112, 224]
     assert [r["tokens_per_view"] for r in results] == [16, 64]
     for r in results:
         side = r["side"]
         assert r["protocol"]["max_pixels"] == r["protocol"]["min_pixels"] == side * side
         assert modeling.pixel_budget(modeling.load_processor(tmp_path / f"runs/tiny/pixels/{side}px")) == (side**2,) * 2
-        assert r["sft"]["steps"] == 1 and r["teacher"]["records"] == 4
+        assert r["sft"]["steps"] == 1 and r["teacher"]["records"] == 4 and 0 <= r["first_view_exact"] <= 1
         assert r["mean_tokens"] == sum(row["tokens"] for row in r["rows"]) / 2
     # the larger view shows more, so the teacher needs no more zooms (turns) than at the smaller one
     assert sum(k * v for k, v in results[1]["teacher"]["turns"].items()) <= sum(
