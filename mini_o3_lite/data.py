@@ -42,7 +42,7 @@ import os
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -135,6 +135,22 @@ class Record:
 
 def open_image(record: Record, root: str | Path | None = None) -> Image.Image:
     return record.load_image(root)
+
+
+class LazyImages(Sequence):
+    """The records' images, each opened when it is asked for: RL samples a few prompts a step, and a
+    training split held decoded at once costs 1.5 GB (384 scenes of 1,024 px)."""
+
+    def __init__(self, records: list[Record], root: str | Path | None = None):
+        self.records, self.root = records, root
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Image.Image:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"image {index} of {len(self)} records")
+        return open_image(self.records[index], self.root)
 
 
 def _collect(file: Path, rows: Rows, build: Callable[[int, dict], Record], on_error: str) -> RecordList:

@@ -276,7 +276,7 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
     """
     from dataclasses import asdict
 
-    from .data import open_image, read_records
+    from .data import LazyImages, read_records
     from .manifest import cached_stage, stage_dir
     from .scenes import ensure_dataset
     from .sft import ensure_sft
@@ -290,7 +290,7 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
 
     def build(folder):
         records = read_records(data_dir / "train.jsonl")
-        images = [open_image(r, data_dir) for r in records]
+        images = LazyImages(records, data_dir)
         history = train(preset, sft_dir, folder, records, images, progress=progress)
         last = history[-5:]
         return {"steps": len(history), "seconds": round(sum(h["seconds"] for h in history), 1),

@@ -351,3 +351,17 @@ def test_visual_probe_parquet_with_embedded_images(tmp_path: Path) -> None:
     assert [(r.id, r.difficulty) for r in got] == [("medium-7", "medium")]
     assert Path(got[0].image).read_bytes() == jpg and Path(got[0].image).parent == tmp_path / "test_images"
     assert [(s.line, s.field) for s in got.skipped] == [(2, "images")]
+
+
+def test_lazy_images_open_each_record_image_on_access(tmp_path):
+    from mini_o3_lite import scenes
+    from mini_o3_lite.presets import load_preset
+
+    p = load_preset("tiny")
+    records, images = scenes.make_split(p.data, "test", p.min_pixels, p.max_pixels, n=3)
+    data.write_records(tmp_path / "test.jsonl", records, images)
+    lazy = data.LazyImages(data.read_records(tmp_path / "test.jsonl"), tmp_path)
+    assert len(lazy) == 3
+    assert [lazy[i].tobytes() == images[r.id].tobytes() for i, r in enumerate(records)] == [True] * 3
+    with pytest.raises(IndexError):
+        lazy[3]
