@@ -147,7 +147,9 @@ class LazyImages(Sequence):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> Image.Image:
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
         if not -len(self) <= index < len(self):
             raise IndexError(f"image {index} of {len(self)} records")
         return open_image(self.records[index], self.root)

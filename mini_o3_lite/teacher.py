@@ -151,7 +151,7 @@ def scripted_trajectories(records, images, processor, preset, config: TeacherCon
         script[rec.id] = search_turns(scene, preset, direct, maintenance, config.absolute_boxes)
         patterns[rec.id] = pattern_of(script[rec.id], direct, maintenance)
     settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1,
-                             batch_size=len(records) or 1)
+                             batch_size=32)  # conversations held at once: all 384 take 4.6 GB
     trajs = rollout(records, images, processor, replay_policy(script), settings)
     kept = [t for t in trajs if t.finish == "answer" and t.answer == t.answer_key]
     kept_ids = {t.id for t in kept}
@@ -198,27 +198,45 @@ def load_patterns(folder) -> dict[str, str]:
     return {row["id"]: row.get("pattern", "unknown") for row in map(json.loads, lines)}
 
 
-def load_trajectories(folder) -> list:
-    """Trajectories saved by `save_trajectories`, with their images, ready for SFT (`sft.to_dataset`)."""
+def load_trajectories(folder, limit: int | None = None, images: bool = True) -> list:
+    """Trajectories saved by `save_trajectories`, with their images, ready for SFT (`sft.to_dataset`).
+
+    `limit`: the first trajectories only. `images=False` leaves each image as its file path (369
+    tiny trajectories hold 2 GB of decoded images); `open_images` opens them for one trajectory.
+    """
     import json
     from pathlib import Path
-
-    from PIL import Image
 
     from .rollout import Trajectory
 
     folder, out = Path(folder), []
-    for line_no, line in enumerate((folder / "trajectories.jsonl").read_text().splitlines(), 1):
+    lines = (folder / "trajectories.jsonl").read_text().splitlines()
+    for line_no, line in enumerate(lines[:limit], 1):
         try:
             row = json.loads(line)
-            images = [Image.open(folder / name).convert("RGB") for name in row["images"]]
-            out.append(Trajectory(row["id"], row["question"], row["answer_key"], row["messages"], images,
+            paths = [folder / name for name in row["images"]]
+            pictures = [_open_rgb(path) for path in paths] if images else paths
+            out.append(Trajectory(row["id"], row["question"], row["answer_key"], row["messages"], pictures,
                                   calls=row["calls"], turns=row["turns"], finish=row["finish"],
                                   exceeded=row["exceeded"], answer=row["answer"], reward=row["reward"]))
         except (ValueError, KeyError, OSError) as exc:
             where = folder / "trajectories.jsonl"
             raise ValueError(f"{where}, line {line_no}: cannot read this trajectory ({exc!r})") from exc
     return out
+
+
+def _open_rgb(path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def open_images(trajectory):
+    """A copy of a trajectory loaded with `images=False`, its images opened."""
+    from dataclasses import replace
+
+    return replace(trajectory, images=[_open_rgb(p) if not hasattr(p, "size") else p for p in trajectory.images])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -294,7 +312,7 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
     """
     from dataclasses import asdict
 
-    from .data import open_image, read_records
+    from .data import LazyImages, read_records
     from .manifest import cached_stage, stage_dir
     from .modeling import load_processor, model_path
 
@@ -305,7 +323,7 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
 
     def build(folder):
         records = read_records(data_dir / "train.jsonl")[: preset.sft.n_trajectories]
-        images = [open_image(r, data_dir) for r in records]
+        images = LazyImages(records, data_dir)
         processor = load_processor(path, preset.min_pixels, preset.max_pixels)
         kept, patterns, stats = scripted_trajectories(records, images, processor, preset, config, max_turns)
         save_trajectories(folder, kept, patterns)

@@ -363,5 +363,6 @@ def test_lazy_images_open_each_record_image_on_access(tmp_path):
     lazy = data.LazyImages(data.read_records(tmp_path / "test.jsonl"), tmp_path)
     assert len(lazy) == 3
     assert [lazy[i].tobytes() == images[r.id].tobytes() for i, r in enumerate(records)] == [True] * 3
+    assert [im.tobytes() for im in lazy[1:]] == [images[r.id].tobytes() for r in records[1:]]
     with pytest.raises(IndexError):
         lazy[3]

@@ -39,6 +39,11 @@ def test_save_and_load_round_trip(tiny_processor, tmp_path):
     back = teacher.load_trajectories(tmp_path)
     assert [t.messages for t in back] == [t.messages for t in kept]
     assert [[im.tobytes() for im in t.images] for t in back] == [[im.tobytes() for im in t.images] for t in kept]
+    paths = teacher.load_trajectories(tmp_path, limit=2, images=False)  # file paths, opened on demand
+    assert len(paths) == 2 and all(p.is_file() for t in paths for p in t.images)
+    opened = teacher.open_images(paths[1])
+    assert [im.tobytes() for im in opened.images] == [im.tobytes() for im in kept[1].images]
+    assert opened.messages == kept[1].messages and all(p.is_file() for p in paths[1].images)
 
 
 def test_fewshot_keeps_correct_deduplicated_and_cuts_the_exemplars(tiny_processor):
