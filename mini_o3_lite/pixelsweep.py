@@ -39,6 +39,32 @@ def at_budget(preset: Preset, side: int) -> Preset:
     return replace(preset, min_pixels=side * side, max_pixels=side * side)
 
 
+def teacher_cost(preset: Preset, side: int, records, images, processor) -> dict:
+    """What the scripted teacher's searches cost at this view size: how many it solves, turns, tokens,
+    the share of tokens that are image, and how many turns of that cost fit in the preset's context.
+
+    The searches are replayed through the agent loop, so the token counts are the chat template's.
+    `processor`'s pixel budget is set to the side and restored afterwards.
+    """
+    from .modeling import pixel_budget, set_pixel_budget
+    from .teacher import TeacherConfig, scripted_trajectories
+
+    budget, before = at_budget(preset, side), pixel_budget(processor)
+    set_pixel_budget(processor, budget.min_pixels, budget.max_pixels)
+    try:
+        kept, _, _ = scripted_trajectories(records, images, processor, budget, TeacherConfig(), 64)
+    finally:
+        set_pixel_budget(processor, *before)
+    view = pixels.visual_tokens(side, side, budget.min_pixels, budget.max_pixels)
+    turns = sum(t.turns for t in kept) / max(len(kept), 1)
+    tokens = sum(len(t.input_ids) for t in kept) / max(len(kept), 1)
+    return {"view side": side, "tokens per view": view, "teacher solves": f"{len(kept)}/{len(records)}",
+            "turns": round(turns, 1), "tokens per search": round(tokens),
+            "image share": round(view * turns / tokens, 2) if kept else None,  # one image per turn
+            f"turns that fit in {preset.context_length:,}":
+                int((preset.context_length - preset.context_reserve) // (tokens / turns)) if kept else None}
+
+
 def ensure_adapted(preset: Preset, side: int, init: str | Path, epochs: float):
     """`runs/<preset>/pixels/<side>px/`: that budget's teacher trajectories and the agent adapted to them."""
     from .data import open_image, read_records

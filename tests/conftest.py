@@ -62,6 +62,16 @@ def tiny(tiny_base):
     return model, processor
 
 
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A stand-in checkout (pyproject.toml + mini_o3_lite/) as the working directory, so a test's
+    `runs/` goes under its own folder and the real one is left alone. Returns its path."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "mini_o3_lite").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.fixture(name="make_image", scope="session")
 def make_image_fixture():
     """`make_image(width, height, seed=0)` for tests that need images."""

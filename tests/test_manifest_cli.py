@@ -166,10 +166,9 @@ def test_notebook_selection(tmp_path):
     assert names("99", None) == []
 
 
-def test_run_with_no_matching_notebooks_returns_0(tmp_path, monkeypatch, capsys):
+def test_run_with_no_matching_notebooks_returns_0(checkout, monkeypatch, capsys):
     # A stand-in checkout with two notebooks, so the real runs/ folder is left alone and nothing executes.
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "mini_o3_lite").mkdir()
+    tmp_path = checkout
     (tmp_path / "notebooks").mkdir()
     for name in ("00_a.ipynb", "01_b.ipynb"):
         (tmp_path / "notebooks" / name).write_text("not a notebook: executing it would fail")
@@ -179,12 +178,11 @@ def test_run_with_no_matching_notebooks_returns_0(tmp_path, monkeypatch, capsys)
     assert (tmp_path / "runs" / "tiny" / "notebooks").is_dir()
 
 
-def test_run_summary_has_key_metrics_and_names_the_failed_cell(tmp_path, monkeypatch, capsys):
+def test_run_summary_has_key_metrics_and_names_the_failed_cell(checkout, monkeypatch, capsys):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "mini_o3_lite").mkdir()
+    tmp_path = checkout
     (tmp_path / "notebooks").mkdir()
     params = new_code_cell('preset = "full"\nscale = 1', metadata={"tags": ["parameters"]})
     ok = new_notebook(cells=[params, new_code_cell(

@@ -17,12 +17,10 @@ def test_at_budget_rejects_a_side_qwen_cannot_keep():
         pixelsweep.at_budget(preset, 100)
 
 
-def test_sweep_adapts_and_measures_each_budget_on_the_same_scenes(tiny, tmp_path, monkeypatch):
+def test_sweep_adapts_and_measures_each_budget_on_the_same_scenes(tiny, checkout):
+    tmp_path = checkout
     model, processor = tiny
     init = modeling.save(copy.deepcopy(model), processor, tmp_path / "init")
-    monkeypatch.chdir(tmp_path)  # runs/ goes under the test's folder
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "mini_o3_lite").mkdir()
     preset = load_preset("tiny",
                          **{"data.n_train": 4, "data.n_test": 2, "sft.n_trajectories": 4, "sft.batch_size": 2})
     results = pixelsweep.sweep(preset, [112, 224], init, epochs=0.5, n=2, max_new_tokens=4, log=lambda s: None)

@@ -20,12 +20,9 @@ def test_shipped_names_a_missing_checkpoint():
         modeling.shipped("nothing")
 
 
-def test_ensure_eval_is_cached_and_records_its_protocol(tiny, tmp_path, monkeypatch):
+def test_ensure_eval_is_cached_and_records_its_protocol(tiny, checkout):
     model, processor = tiny
-    path = modeling.save(copy.deepcopy(model), processor, tmp_path / "model")
-    monkeypatch.chdir(tmp_path)  # runs/ goes under the test's folder
-    (tmp_path / "pyproject.toml").write_text("")
-    (tmp_path / "mini_o3_lite").mkdir()
+    path = modeling.save(copy.deepcopy(model), processor, checkout / "model")
     preset = load_preset("tiny", **{"data.n_train": 4, "data.n_test": 3})
     cfg = evaluate.settings(preset, max_turns=2, max_new_tokens=6)
     rows, manifest = evaluate.ensure_eval(preset, path, "toy", n=2, config=cfg, progress=False)
