@@ -136,11 +136,19 @@ def pattern_of(turns: list[str], direct: bool, maintenance: bool) -> str:
     return "direct" if direct else "depth_first"
 
 
-def scripted_trajectories(records, images, processor, preset, config: TeacherConfig, max_turns: int):
+def scripted_trajectories(records, images, processor, preset, config: TeacherConfig, max_turns: int,
+                          save_to=None, chunk: int = 32):
     """Run the scripted teacher on every record through the agent loop; returns (kept, patterns, stats).
 
     Kept trajectories end with the correct answer within `max_turns` turns (the rest are counted).
+    The records are replayed `chunk` at a time. With `save_to`, each chunk's kept trajectories are
+    written there as soon as they are replayed (`save_trajectories`) and come back holding their image
+    files' paths, as `load_trajectories(images=False)` gives them: each one holds its 1,024-px
+    original and crops, and a training split of them held at once costs 2 GB.
     """
+    from dataclasses import replace
+    from pathlib import Path
+
     from .rollout import RolloutConfig, replay_policy, rollout
 
     rng = random.Random(f"teacher/{config.seed}")
@@ -150,26 +158,40 @@ def scripted_trajectories(records, images, processor, preset, config: TeacherCon
         scene = scenes.scene_from_meta(rec.meta, rec.difficulty)
         script[rec.id] = search_turns(scene, preset, direct, maintenance, config.absolute_boxes)
         patterns[rec.id] = pattern_of(script[rec.id], direct, maintenance)
-    settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1,
-                             batch_size=32)  # conversations held at once: all 384 take 4.6 GB
-    trajs = rollout(records, images, processor, replay_policy(script), settings)
-    kept = [t for t in trajs if t.finish == "answer" and t.answer == t.answer_key]
-    kept_ids = {t.id for t in kept}
-    for t in trajs:
-        t.reward = float(t.answer == t.answer_key)
+    settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1, batch_size=chunk)
+    kept, dropped = [], Counter()
+    for start in range(0, len(records), chunk):
+        trajs = rollout(records[start:start + chunk], images[start:start + chunk], processor,
+                        replay_policy(script), settings)
+        for t in trajs:
+            t.reward = float(t.answer == t.answer_key)
+        right = [t.finish == "answer" and t.answer == t.answer_key for t in trajs]
+        dropped.update(t.finish for t, ok in zip(trajs, right, strict=True) if not ok)
+        good = [t for t, ok in zip(trajs, right, strict=True) if ok]
+        if save_to is not None:
+            save_trajectories(save_to, good, patterns, append=start > 0)
+            good = [replace(t, images=[Path(save_to) / name for name in _image_names(t)]) for t in good]
+        kept += good
     stats = {
         "records": len(records),
         "kept": len(kept),
         "yield": round(len(kept) / max(1, len(records)), 4),
         "patterns": dict(Counter(patterns[t.id] for t in kept)),
         "turns": dict(sorted(Counter(t.turns for t in kept).items())),
-        "dropped_finish": dict(Counter(t.finish for t in trajs if t.id not in kept_ids)),
+        "dropped_finish": dict(dropped),
     }
     return kept, patterns, stats
 
 
-def save_trajectories(folder, trajectories, patterns: dict | None = None) -> None:
-    """`trajectories.jsonl` (DESIGN.md section 5) plus each trajectory's images as PNGs under `images/<id>/`."""
+def _image_names(t) -> list[str]:
+    return [f"images/{t.id}/{k}.png" for k in range(len(t.images))]
+
+
+def save_trajectories(folder, trajectories, patterns: dict | None = None, append: bool = False) -> None:
+    """`trajectories.jsonl` (DESIGN.md section 5) plus each trajectory's images as PNGs under `images/<id>/`.
+
+    `append` adds to an existing `trajectories.jsonl` (the teacher writes one chunk at a time).
+    """
     import json
     from pathlib import Path
 
@@ -178,7 +200,7 @@ def save_trajectories(folder, trajectories, patterns: dict | None = None) -> Non
     folder = Path(folder)
     lines = []
     for t in trajectories:
-        names = [f"images/{t.id}/{k}.png" for k in range(len(t.images))]
+        names = _image_names(t)
         (folder / "images" / t.id).mkdir(parents=True, exist_ok=True)
         for name, image in zip(names, t.images, strict=True):
             save_png(image, folder / name)  # the record format's deterministic PNGs
@@ -186,7 +208,9 @@ def save_trajectories(folder, trajectories, patterns: dict | None = None) -> Non
         if patterns is not None:
             row["pattern"] = patterns[t.id]
         lines.append(json.dumps(row, sort_keys=True))
-    (folder / "trajectories.jsonl").write_text("".join(line + "\n" for line in lines))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "trajectories.jsonl", "a" if append else "w") as f:
+        f.write("".join(line + "\n" for line in lines))
 
 
 def load_patterns(folder) -> dict[str, str]:
@@ -325,9 +349,7 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
         records = read_records(data_dir / "train.jsonl")[: preset.sft.n_trajectories]
         images = LazyImages(records, data_dir)
         processor = load_processor(path, preset.min_pixels, preset.max_pixels)
-        kept, patterns, stats = scripted_trajectories(records, images, processor, preset, config, max_turns)
-        save_trajectories(folder, kept, patterns)
-        return stats
+        return scripted_trajectories(records, images, processor, preset, config, max_turns, save_to=folder)[2]
 
     settings = {"teacher": asdict(config), "max_turns": max_turns, "n": preset.sft.n_trajectories}
     folder = stage_dir(preset.name, "coldstart")

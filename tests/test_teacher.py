@@ -46,6 +46,24 @@ def test_save_and_load_round_trip(tiny_processor, tmp_path):
     assert opened.messages == kept[1].messages and all(p.is_file() for p in paths[1].images)
 
 
+def test_written_chunk_by_chunk_as_replayed_same_files(tiny_processor, tmp_path):
+    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=7)
+    images = [images[r.id] for r in records]
+    config = teacher.TeacherConfig(seed=1)
+    kept, patterns, stats = teacher.scripted_trajectories(records, images, tiny_processor, P, config, P.max_turns_eval)
+    teacher.save_trajectories(tmp_path / "whole", kept, patterns)
+    lean, _, lean_stats = teacher.scripted_trajectories(records, images, tiny_processor, P, config, P.max_turns_eval,
+                                                        save_to=tmp_path / "chunks", chunk=3)
+    assert lean_stats == stats and [t.messages for t in lean] == [t.messages for t in kept]
+    assert all(p.is_file() for t in lean for p in t.images)  # paths, not decoded images
+    whole, chunks = (sorted(p.relative_to(tmp_path / d) for p in (tmp_path / d).rglob("*"))
+                     for d in ("whole", "chunks"))
+    assert whole == chunks and len(whole) > 3
+    for name in whole:
+        if (tmp_path / "whole" / name).is_file():
+            assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "chunks" / name).read_bytes(), name
+
+
 def test_fewshot_keeps_correct_deduplicated_and_cuts_the_exemplars(tiny_processor):
     kept, patterns, _ = run(tiny_processor, n=12)
     exemplars = teacher.pick_exemplars(kept, patterns)
