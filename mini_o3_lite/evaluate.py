@@ -209,3 +209,36 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
                             config.seed)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     return rows, manifest
+
+
+def diagnose(traj, record, preset) -> dict:
+    """Why a search on a generated scene ended as it did: perception (its words for a view) or decision.
+
+    Every turn starts with the agent's description of the latest view ("I see ..."); the scripted
+    teacher's description of the same region (`teacher.describe`, the ground truth a perfect
+    perceiver would say) tells whether the agent saw right. A wrong answer after a right description
+    of the last view is a decision error; after a wrong one, a perception error. `repeats` counts
+    zooms into the same box as the zoom just before (a search that loops; the teacher's re-check of
+    the target is one too).
+    """
+    from . import protocol, scenes
+    from .teacher import describe
+
+    scene = scenes.scene_from_meta(record.meta, record.difficulty)
+    views = [scenes.full_region(scene)]
+    current, right, last = views[0], [], None
+    for message, call in zip((m for m in traj.messages if m["role"] == "assistant"), traj.calls, strict=False):
+        said = (protocol.extract_think(message["content"][0]["text"]) or "").split(".")[0] + "."
+        last = said == describe(scene, current, preset)[0]
+        right.append(last)
+        if call and call.get("valid") and "size" in call:  # an executed zoom: the next turn describes its view
+            current = scenes.sub_region(views[protocol.source_index(call["source"])], tuple(call["bbox"]))
+            views.append(current)
+    if traj.finish == "answer":
+        verdict = "right" if scoring.score(traj.answer, record.answer, record.choices) else "wrong"
+        kind = f"{verdict}, last view described {'right' if last else 'wrong'}"
+    else:
+        kind = {"max_turns": "out of turns", "context": "out of context"}.get(traj.finish, str(traj.finish))
+    boxes = [c.get("bbox") if c else None for c in traj.calls]
+    repeats = sum(1 for a, b in zip(boxes, boxes[1:], strict=False) if a is not None and a == b)
+    return {"id": traj.id, "kind": kind, "described_right": sum(right), "turns": len(right), "repeats": repeats}

@@ -105,3 +105,24 @@ def test_avg_at_k_mean_and_spread_and_same_seed_same_rows(tiny_model, tiny_proce
     assert first == evaluate.run_k(tiny_model, tiny_processor, records, images, cfg, k=2)
     with pytest.raises(ValueError, match="sampling"):
         evaluate.run_k(tiny_model, tiny_processor, records, images, replace(cfg, do_sample=False), k=2)
+
+
+def test_diagnose_tells_perception_from_decision(tiny_processor):
+    from mini_o3_lite import teacher
+
+    records, images = split(3)
+    script = {r.id: teacher.search_turns(scenes.scene_from_meta(r.meta, r.difficulty), P, False, False, True)
+              for r in records}
+    r0, r1, r2 = (r.id for r in records)
+    last = script[r1][-1]
+    script[r1] = script[r1][:-1] + [last.replace(f"<answer>{records[1].answer}</answer>", "<answer>nothing</answer>")]
+    script[r2] = script[r2][:-1] + [last.replace("<think>I see ", "<think>I see nothing, ").replace(
+        f"<answer>{records[1].answer}</answer>", "<answer>nothing</answer>")]
+    trajs = rollout(records, images, tiny_processor, replay_policy(script), RolloutConfig(max_turns=16))
+    right, decision, perception = (evaluate.diagnose(t, r, P) for t, r in zip(trajs, records, strict=True))
+    assert right["kind"] == "right, last view described right" and right["described_right"] == right["turns"] >= 2
+    assert decision["kind"] == "wrong, last view described right" and decision["described_right"] == decision["turns"]
+    assert perception["kind"] == "wrong, last view described wrong"
+    assert perception["described_right"] == perception["turns"] - 1 and right["repeats"] == 0
+    cut = rollout(records[:1], images[:1], tiny_processor, replay_policy(script), RolloutConfig(max_turns=2))[0]
+    assert evaluate.diagnose(cut, records[0], P)["kind"] == "out of turns"
