@@ -8,7 +8,9 @@ section 6) that sees each view exactly as the scene's ground truth says a perfec
 view, a short decision, then the call or the answer. Because the teacher decides only from what
 the view shows and from the conversation so far, a model can learn to imitate every turn. Each
 kind of decision has one fixed wording: with several, a tiny model decoding greedily splices them
-("No orange square is hereove on", measured after SFT on varied wordings).
+("No orange square is hereove on", measured after SFT on varied wordings). Each decision starts with
+its verdict; restating the target first ("Looking for the purple triangle: no purple here, next
+tile.") was measured worse: 0 of 48 held-out answers, the answer turn reading like a call turn.
 
 Reasoning patterns (Mini-o3's names), mixed by a setting:
 - depth-first: quadrant after quadrant, deeper where the target's colour shows, back up when not;
