@@ -16,8 +16,9 @@ rest is a CleanRL-style loop. One step:
    Mini-o3's code. `over_turn_masking=False` lets them teach "answer sooner" like any failure;
    `drop_exceeded_from_stats=True` also removes them from the group mean and std.
 
-Groups whose rewards are all equal carry no signal (advantage 0) and are left out of the loss (Mini-o3
-drops them and refills the batch with new rollouts; the kit does not refill, to save CPU time).
+Groups whose rewards are all equal carry no signal (advantage 0) and are left out of the loss. Mini-o3
+drops them and refills the batch with new groups (dynamic sampling); `refill` > 0 does the same, with at
+most that many extra rounds of fresh prompts a step (each round costs a round of rollouts).
 Each step's rollouts are updated in `prompts_per_step / mini_batch_prompts` mini-batches, so after the
 first the policy is slightly off the sampling one: that is what the ratio and its clipping handle.
 """
@@ -100,21 +101,49 @@ def reference_logprobs(model, ref, batch: dict, mask: torch.Tensor, temperature:
 # ----------------------------------------------------------------------------------------------
 
 
-def rollout_config(preset: Preset, step: int) -> RolloutConfig:
+def rollout_config(preset: Preset, step: int, round_: int = 0) -> RolloutConfig:
+    """Sampling settings of a step's rollouts (`round_`: a refill round, with its own seed)."""
     turns = preset.rl.max_turns or preset.max_turns_train
     return RolloutConfig(max_turns=turns, max_new_tokens=preset.max_new_tokens,
                          context_length=preset.context_length, context_reserve=preset.context_reserve,
                          max_images=2 * turns, temperature=preset.rl.temperature,  # Mini-o3: 6 turns, 12 images
-                         batch_size=preset.rollout_batch_size, seed=preset.seed * 100_003 + step)
+                         batch_size=preset.rollout_batch_size,
+                         seed=preset.seed * 100_003 + step + 1_000_003 * round_)
 
 
-def sample_groups(preset: Preset, records, images, step: int):
-    """This step's prompts (seeded by step, so a resumed run draws the same ones), each `group_size` times."""
-    rng = random.Random(f"grpo/{preset.seed}/{step}")
+def sample_groups(preset: Preset, records, images, step: int, round_: int = 0):
+    """This step's prompts (seeded by step, so a resumed run draws the same ones), each `group_size` times.
+
+    `round_` > 0 draws the prompts of a refill round (dynamic sampling), from its own seed.
+    """
+    rng = random.Random(f"grpo/{preset.seed}/{step}" + (f"/refill{round_}" if round_ else ""))
     picked = rng.sample(range(len(records)), min(preset.rl.prompts_per_step, len(records)))
     G = preset.rl.group_size
     recs = [replace(records[i], id=f"{records[i].id}#{k}") for i in picked for k in range(G)]
     return recs, [images[i] for i in picked for _ in range(G)]
+
+
+def sample_batch(model, processor, preset: Preset, records, images, step: int):
+    """Roll out this step's groups; with `rl.refill`, replace all-equal groups by fresh ones (dynamic sampling).
+
+    Returns (records, trajectories) of `prompts_per_step` groups, informative ones first, and
+    (trajectory, reward) of every rollout sampled this step: the logged reward, turns and exceeded
+    ratio are the policy's own, over all of them.
+    """
+    cfg, G = preset.rl, preset.rl.group_size
+    informative, flat, every = [], [], []  # groups as (records, trajectories)
+    for round_ in range(1 + cfg.refill):
+        recs, ims = sample_groups(preset, records, images, step, round_)
+        settings = rollout_config(preset, step, round_)
+        trajs = rollout(recs, ims, processor, model_policy(model, settings), settings)
+        rewards = [reward(t, r) for t, r in zip(trajs, recs, strict=True)]
+        every += list(zip(trajs, rewards, strict=True))
+        for g in range(0, len(trajs), G):
+            (informative if len(set(rewards[g:g + G])) > 1 else flat).append((recs[g:g + G], trajs[g:g + G]))
+        if len(informative) >= cfg.prompts_per_step:
+            break
+    kept = (informative + flat)[:cfg.prompts_per_step]
+    return [r for rs, _ in kept for r in rs], [t for _, ts in kept for t in ts], every
 
 
 def masked_batch(batcher: Batcher, trajs: list[Trajectory], device) -> tuple[dict, torch.Tensor]:
@@ -129,11 +158,10 @@ def masked_batch(batcher: Batcher, trajs: list[Trajectory], device) -> tuple[dic
 
 def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images, step: int) -> dict:
     cfg, device, G = preset.rl, model.device, preset.rl.group_size
-    recs, ims = sample_groups(preset, records, images, step)
     model.eval()
     started = time.time()
-    settings = rollout_config(preset, step)
-    trajs = rollout(recs, ims, processor, model_policy(model, settings), settings)
+    recs, trajs, sampled = sample_batch(model, processor, preset, records, images, step)
+    success = sum(r for _, r in sampled) / len(sampled)
     rollout_s = time.time() - started
     rewards = torch.tensor([reward(t, r) for t, r in zip(trajs, recs, strict=True)])
     exceeded = torch.tensor([t.exceeded for t in trajs])
@@ -182,10 +210,10 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
             optimizer.step()
     all_tokens = max(stats["model_tokens"], 1.0)
     return {
-        "step": step + 1, "reward": round(float(rewards.mean()), 4),
-        "accuracy": round(float(rewards.mean()), 4),  # reward is accuracy (Mini-o3's reward)
-        "mean_turns": round(sum(t.turns for t in trajs) / len(trajs), 3),
-        "exceeded": round(float(exceeded.float().mean()), 4),
+        "step": step + 1, "reward": round(success, 4),  # reward, turns, exceeded: over every rollout sampled
+        "accuracy": round(success, 4),  # reward is accuracy (Mini-o3's reward)
+        "mean_turns": round(sum(t.turns for t, _ in sampled) / len(sampled), 3),
+        "exceeded": round(sum(t.exceeded for t, _ in sampled) / len(sampled), 4), "rollouts": len(sampled),
         "masked_tokens": round(1 - stats["tokens"] / all_tokens, 4),  # model tokens without gradient: exceeded
         # (over-turn masking) or in a group whose rewards are all equal
         "clip_fraction": round(stats["clipped"] / max(stats["tokens"], 1.0), 4),

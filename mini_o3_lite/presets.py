@@ -85,6 +85,9 @@ class RLConfig:
     mini_batch_prompts: int = 2  # prompts per optimizer update (Mini-o3: 32 of 256, so 8 updates a step)
     micro_batch_size: int = 16  # trajectories per forward/backward (gradient accumulation within an update)
     save_every: int = 5  # steps between checkpoints
+    # dynamic sampling: up to this many extra rounds of fresh prompts a step replace groups whose rewards are all
+    # equal (no gradient); Mini-o3 refills until the batch is full. 0 (tiny's shipped runs): no refill
+    refill: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,8 @@ FULL = Preset(
     eval_batch_size=32,
     data=DataConfig(canvas=4096, n_train=4000, n_test=500),
     sft=SFTConfig(epochs=3.0, batch_size=1, lr=1e-5, lora=True, lora_rank=64, n_trajectories=6000),
-    rl=RLConfig(steps=200, prompts_per_step=32, group_size=16, lr=1e-6, mini_batch_prompts=4, micro_batch_size=2),
+    rl=RLConfig(steps=200, prompts_per_step=32, group_size=16, lr=1e-6, mini_batch_prompts=4, micro_batch_size=2,
+                refill=3),
 )
 
 PRESETS: dict[str, Preset] = {"tiny": TINY, "full": FULL}

@@ -11,6 +11,10 @@ kind of decision has one fixed wording: with several, a tiny model decoding gree
 ("No orange square is hereove on", measured after SFT on varied wordings). Each decision starts with
 its verdict; restating the target first ("Looking for the purple triangle: no purple here, next
 tile.") was measured worse: 0 of 48 held-out answers, the answer turn reading like a call turn.
+Naming the target's colour in every rejection matters too: with target-free rejections ("Not here:
+next tile.", "Wrong shape: next tile."), meant to stop the agent copying a decoy's name from its own
+description into a false answer, held-out accuracy fell from 0.28 to 0.06 of 96 (65 searches out of
+turns): with no reminder of the target near the view, the verdicts themselves went wrong.
 
 Reasoning patterns (Mini-o3's names), mixed by a setting:
 - depth-first: quadrant after quadrant, deeper where the target's colour shows, back up when not;

@@ -4,6 +4,8 @@ no loss on observation tokens; and a tiny run that resumes to the same weights."
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -103,3 +105,33 @@ def test_two_steps_log_everything_and_resume_exactly(rl_setup, tmp_path, monkeyp
     start, _ = modeling.load(init)
     moved = [n for n, p in a.named_parameters() if not torch.equal(p, start.state_dict()[n])]
     assert moved and not any(".visual." in n or n.startswith("model.visual") for n in moved)  # vision frozen
+
+
+def test_refill_replaces_groups_without_signal(rl_setup, monkeypatch):
+    """Dynamic sampling: all-equal groups are replaced by a fresh round's informative ones, which come first."""
+    preset, _, records, images = rl_setup
+    rounds = []
+
+    def fake_rollout(recs, ims, processor, policy, settings):
+        rounds.append(settings.seed)
+        return [SimpleNamespace(id=r.id, turns=1, exceeded=False, round=len(rounds) - 1) for r in recs]
+
+    first = grpo.sample_groups(preset, records, images, 0, 1)[0][0].id.split("#")[0]  # round 1's first prompt
+    monkeypatch.setattr(grpo, "rollout", fake_rollout)
+    monkeypatch.setattr(grpo, "model_policy", lambda model, settings: None)
+    # round 0: every group all wrong; from round 1 on, two of each first group's rollouts right
+    monkeypatch.setattr(grpo, "reward", lambda t, r: float(t.round >= 1 and t.id.split("#")[0] == first
+                                                           and t.id.endswith(("#0", "#2"))))
+    capped = replace(preset, rl=replace(preset.rl, refill=1))
+    recs, trajs, every = grpo.sample_batch(None, None, capped, records, images, 0)
+    assert len(rounds) == 2 and len(set(rounds)) == 2 and len(every) == 16  # one refill round, with its own seed
+    assert len(recs) == len(trajs) == 8 and trajs[0].round == 1 and recs[0].id == f"{first}#0"  # signal first
+    assert sum(r for _, r in every) == 2
+    rounds.clear()
+    recs, trajs, every = grpo.sample_batch(None, None, replace(capped, rl=replace(preset.rl, refill=9)), records,
+                                           images, 0)
+    assert len(rounds) == 3 and len(every) == 24  # stops once the batch is all signal (rounds 1 and 2)
+    rounds.clear()
+    recs, trajs, every = grpo.sample_batch(None, None, preset, records, images, 0)  # no refill: one round, as drawn
+    drawn = grpo.sample_groups(preset, records, images, 0)[0]
+    assert len(rounds) == 1 and [r.id for r in recs] == [r.id for r in drawn]
