@@ -38,6 +38,10 @@ class BaseConfig:
     batch_size: int = 32
     lr: float = 1e-3
     warmup: float = 0.05
+    task_weights: tuple[float, ...] = (0.45, 0.35, 0.1, 0.1)  # presence, recognition, where, box (training mix)
+    # share of training presence questions that pair a shape in view with a colour seen elsewhere in it
+    # ("a red triangle?" over "blue triangle with a red dot"): the shipped base answered such "yes" (its model card)
+    presence_hard: float = 0.0
     weight_decay: float = 0.01
     eval_every: int = 200
     checkpoint_minutes: float = 3.0

@@ -36,10 +36,9 @@ from tqdm.auto import tqdm
 from . import protocol, scenes
 from .checkpoint import recover_checkpoint, save_checkpoint
 from .modeling import build_tiny, count_parameters, load, save
-from .presets import Preset, load_preset
+from .presets import BaseConfig, Preset, load_preset
 
 TASKS = ("presence", "recognition", "where", "box")
-TASK_WEIGHTS = (0.45, 0.35, 0.1, 0.1)
 DEPTH_WEIGHTS = (0.2, 0.3, 0.3, 0.2)  # full view, then tiles one, two and three zooms deep
 # Batches come in three layouts, so that examples of one batch have similar lengths (padding is
 # the main cost on a CPU): plain (one view, no system prompt), two-view (the view arrives as
@@ -80,17 +79,26 @@ def relative_box(outer: scenes.Region, inner: scenes.Region, digits: int = 2) ->
 
 
 def task_turn(task: str, seen: list, rng: random.Random, data, region,
-              source: str = protocol.ORIGINAL_IMAGE) -> tuple[str, str, str] | None:
+              source: str = protocol.ORIGINAL_IMAGE, hard: float = 0.0) -> tuple[str, str, str] | None:
     """(question, action text, answer) for a task on a view, or None when the view cannot pose it.
 
-    `source` is the name of the view in the conversation (a box is relative to it).
+    `source` is the name of the view in the conversation (a box is relative to it). `hard`: share of
+    presence questions that name a shape in view with a colour seen elsewhere in it (another object's,
+    a dot's or a spot's): the mix-up the base made most (`base.presence_hard`).
     """
     colours, shapes = data.colours, data.shapes
     if task == "presence":
-        colour, shape = rng.choice(colours), rng.choice(shapes)
-        if seen and rng.random() < 0.6:  # ask about something that is there, often
+        if hard and seen and rng.random() < hard:
             obj = rng.choice(seen)[0]
-            colour, shape = obj.colour, (obj.shape if rng.random() < 0.6 else shape)
+            elsewhere = {o.colour for o, _ in seen} | {o.mark for o, lv in seen if lv == "mark"}
+            elsewhere -= {obj.colour}
+            colour = rng.choice(sorted(elsewhere) or [c for c in colours if c != obj.colour])
+            shape = obj.shape
+        else:
+            colour, shape = rng.choice(colours), rng.choice(shapes)
+            if seen and rng.random() < 0.6:  # ask about something that is there, often
+                obj = rng.choice(seen)[0]
+                colour, shape = obj.colour, (obj.shape if rng.random() < 0.6 else shape)
         match = any(o.colour == colour and o.shape == shape and lv != "spot" for o, lv in seen)
         spot = any(o.colour == colour and lv == "spot" for o, lv in seen)
         answer = "yes" if match else "maybe" if spot else "no"
@@ -117,8 +125,15 @@ def task_turn(task: str, seen: list, rng: random.Random, data, region,
     return f"Zoom in on the {obj.colour} object.", call, json.dumps(box)
 
 
-def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "system") -> Example:
-    """One pretraining example from a freshly generated scene (train and test use disjoint seeds)."""
+def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "system", train: bool = False) -> Example:
+    """One pretraining example from a freshly generated scene (train and test use disjoint seeds).
+
+    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`);
+    held-out examples always use the default mix, so every checkpoint is measured on the same questions.
+    """
+    defaults = BaseConfig()
+    weights = preset.base.task_weights if train else defaults.task_weights
+    hard = preset.base.presence_hard if train else defaults.presence_hard
     data = preset.data
     while True:
         difficulty = rng.choice(list(scenes.DIFFICULTIES))
@@ -126,9 +141,9 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
                                 data.colours, data.shapes)
         region, depth, tiles = random_view(scene, rng)
         seen = scenes.seen(scene, region, preset.min_pixels, preset.max_pixels)
-        task = rng.choices(TASKS, TASK_WEIGHTS)[0]
+        task = rng.choices(TASKS, weights)[0]
         two_view = depth > 0 and layout == "two_view"  # the view arrives as observation_1
-        turn = task_turn(task, seen, rng, data, region, "observation_1" if two_view else protocol.ORIGINAL_IMAGE)
+        turn = task_turn(task, seen, rng, data, region, "observation_1" if two_view else protocol.ORIGINAL_IMAGE, hard)
         if turn is not None:
             break
         seed += 1 + rng.randrange(1000)  # stay in this split's seed stream
@@ -158,7 +173,7 @@ def example_batch(preset: Preset, split: str, index: int, n: int) -> list[Exampl
     stream = preset.data.train_seed if split == "train" else preset.data.test_seed
     rng = random.Random(f"pretrain/{preset.base.seed}/{split}/{index}")
     layout = rng.choices(list(LAYOUTS), list(LAYOUTS.values()))[0] if split == "train" else "system"
-    return [make_example(preset, stream * 7919 + rng.randrange(10**9), rng, layout) for _ in range(n)]
+    return [make_example(preset, stream * 7919 + rng.randrange(10**9), rng, layout, split == "train") for _ in range(n)]
 
 
 def corpus(preset: Preset, n: int = 3000) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import torch
 
-from mini_o3_lite import pretrain, protocol
+from mini_o3_lite import pretrain, protocol, scenes
 from mini_o3_lite.modeling import load
 from mini_o3_lite.presets import load_preset
 
@@ -26,6 +28,28 @@ def test_examples_are_deterministic_and_start_with_a_description():
         assert isinstance(action, protocol.ToolCall if ex.task == "box" else protocol.Answer)
     assert pretrain.example_batch(preset, "test", 3, 6)[0].messages != a[0].messages
 
+
+def test_hard_presence_questions_pair_a_shape_in_view_with_a_colour_seen_elsewhere():
+    preset = load_preset("tiny")
+    scene = scenes.generate(5, "medium", preset.data.canvas, preset.min_pixels, preset.max_pixels,
+                            preset.data.colours, preset.data.shapes)
+    seen = scenes.seen(scene, scenes.full_region(scene), preset.min_pixels, preset.max_pixels)
+    assert seen
+    rng = random.Random(0)
+    for _ in range(50):
+        question, _, answer = pretrain.task_turn("presence", seen, rng, preset.data, None, hard=1.0)
+        colour, shape = question.removeprefix("Is there a ").removesuffix(" in this view?").split()
+        assert shape in {o.shape for o, _ in seen}
+        assert colour in {o.colour for o, _ in seen} | {o.mark for o, lv in seen if lv == "mark"}
+        truth = any(o.colour == colour and o.shape == shape and lv != "spot" for o, lv in seen)
+        assert answer == ("yes" if truth else "maybe" if any(o.colour == colour and lv == "spot" for o, lv in seen)
+                          else "no")
+    # the training mix is a setting; held-out examples keep the default mix, so checkpoints stay comparable
+    hard = load_preset("tiny", **{"base.presence_hard": 0.5})
+    assert [e.messages for e in pretrain.example_batch(hard, "test", 0, 8)] == \
+        [e.messages for e in pretrain.example_batch(preset, "test", 0, 8)]
+    assert [e.messages for e in pretrain.example_batch(hard, "train", 0, 8)] != \
+        [e.messages for e in pretrain.example_batch(preset, "train", 0, 8)]
 
 def test_labels_cover_only_the_final_assistant_turn(tiny_processor):
     preset = load_preset("tiny")
