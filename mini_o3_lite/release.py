@@ -25,9 +25,10 @@ def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: 
     """The acceptance numbers of a base checkpoint, on held-out scenes with greedy decoding.
 
     Skills per task and view depth, and the scripted tile search driven only by the model's own
-    presence and recognition answers on held-out easy + medium scenes, within 12 zooms.
+    presence and recognition answers on held-out easy + medium scenes, within 12 zooms: presence
+    from its answer word, and read from its description (`tilesearch.DECIDERS`).
     """
-    from .tilesearch import run_tile_search, summarise
+    from .tilesearch import DECIDERS, run_tile_search, summarise
 
     model, processor = load(model_dir)
     examples = [ex for i in range(math.ceil(n_eval / 64)) for ex in example_batch(preset, "test", 100 + i, 64)]
@@ -35,11 +36,31 @@ def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: 
     records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels,
                                         n=round(n_search * 3 / 2))
     chosen = [r for r in records if r.difficulty in ("easy", "medium")][:n_search]
-    search = summarise(run_tile_search(model, processor, chosen, images, max_zooms=12))
-    metrics = {"skills": skills, "description_words": description_words(model, processor, preset),
-               "tile_search_easy_medium_12_zooms": search}
+    search = {decide: summarise(run_tile_search(model, processor, chosen, images, max_zooms=12, decide=decide))
+              for decide in DECIDERS}
+    metrics = {"skills": skills, "presence_from_description": presence_from_description(model, processor, examples),
+               "description_words": description_words(model, processor, preset),
+               "tile_search_easy_medium_12_zooms": search["answer"],
+               "tile_search_easy_medium_12_zooms_description": search["description"]}
     (Path(model_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
+
+
+def presence_from_description(model, processor, examples: list) -> dict:
+    """Presence accuracy when the verdict is read from the model's own description (`tilesearch.presence_in_words`).
+
+    Against the answer word (`skills["presence"]`) it tells perception errors from decision errors.
+    """
+    from .tilesearch import presence_in_words
+
+    asked = [ex for ex in examples if ex.task == "presence"]
+    hits: dict[str, list[float]] = {}
+    for ex, reply in zip(asked, predict(model, processor, asked), strict=True):
+        name = re.search(r"Is there an? (.+?) in this view", ex.messages[-2]["content"][-1]["text"]).group(1)
+        ok = float(presence_in_words(reply, name) == ex.answer)
+        for key in ("presence", f"presence/d{ex.depth}"):
+            hits.setdefault(key, []).append(ok)
+    return {k: round(sum(v) / len(v), 4) for k, v in sorted(hits.items())} | {"n": len(asked)}
 
 
 def description_words(model, processor, preset: Preset, n: int = 128) -> dict:
@@ -92,6 +113,28 @@ def platform_summary() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, {gpu}"
 
 
+def search_table(metrics: dict) -> str:
+    """The tile-search results of `report` as a markdown table (presence from the answer word / the description)."""
+    lines = ["| presence from | split | scenes | accuracy | mean zooms |", "| --- | --- | --- | --- | --- |"]
+    for decide, key in (("answer word", "tile_search_easy_medium_12_zooms"),
+                        ("description", "tile_search_easy_medium_12_zooms_description")):
+        lines += [f"| {decide} | {k} | {v['n']} | {v['accuracy']:.3f} | {v['mean_zooms']:.2f} |"
+                  for k, v in metrics.get(key, {}).items()]
+    return "\n".join(lines)
+
+
+def presence_line(metrics: dict) -> str:
+    """One sentence: presence from the answer word against presence read from the description."""
+    words = metrics.get("presence_from_description")
+    if not words:
+        return ""
+    depths = ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in words.items() if "/" in k)
+    return (f"Presence read from the model's own description instead of its answer word ({words['n']} questions; "
+            f"`release.presence_from_description`): {words['presence']:.3f} ({depths}), against "
+            f"{metrics['skills']['presence']:.3f} from the answer word: most errors are in the decision, "
+            "not the seeing.")
+
+
 def write_model_card(model_dir: str | Path, command: str, hardware: str, findings: str) -> Path:
     """README.md for a base checkpoint, from its training log and measured metrics (no number typed by hand)."""
     model_dir = Path(model_dir)
@@ -100,8 +143,7 @@ def write_model_card(model_dir: str | Path, command: str, hardware: str, finding
     skills = metrics["skills"]
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in skills.items() if k != "n")
     words = metrics["description_words"]
-    search = "\n".join(f"| {k} | {v['n']} | {v['accuracy']:.3f} | {v['mean_zooms']:.2f} |"
-                       for k, v in metrics["tile_search_easy_medium_12_zooms"].items())
+    search = search_table(metrics)
     base = log["preset"]["base"]
     tokens = max_visual_tokens(log["preset"]["max_pixels"])
     vocab = json.loads((model_dir / "config.json").read_text())["text_config"]["vocab_size"]
@@ -140,12 +182,14 @@ padded box); `describe` is the whole description word for word; `/dN` is the vie
 Words of the description, per readable object ({words['objects']} objects): colour {words['colour']:.3f},
 shape {words['shape']:.3f}, dot colour {words['dot']:.3f}.
 
+{presence_line(metrics)}
+
 ## Do the skills compose? Scripted tile search with the model's own answers
 `mini_o3_lite/tilesearch.py`: depth-first search over quadrant tiles, pruning on the model's
 `no`, reading the dot when the model's description does; no ground truth. Held-out scenes, at most 12 zooms.
+Presence comes from the model's answer word, or is read from its own description of the view (the
+teacher's rule: the target named -> yes, a spot of its colour -> maybe, else no).
 
-| split | scenes | accuracy | mean zooms |
-| --- | --- | --- | --- |
 {search}
 
 ## What was tried, and what each gave

@@ -4,20 +4,22 @@ import pytest
 
 from mini_o3_lite import protocol, scenes
 from mini_o3_lite.presets import load_preset
-from mini_o3_lite.tilesearch import target_name, tile_search
+from mini_o3_lite.tilesearch import presence_in_words, target_name, tile_search
 
 P = load_preset("tiny")
 
 
-def perfect_reply(scene, region, question):
-    """What a perfect base VLM would answer: the canonical description, then the answer."""
+def perfect_reply(scene, region, question, verdict=None):
+    """What a perfect base VLM would answer: the canonical description, then the answer.
+
+    `verdict` replaces every presence answer word (a model that sees right and decides wrong)."""
     seen = scenes.seen(scene, region, P.min_pixels, P.max_pixels)
     thought = f"I see {scenes.describe(seen, P.data.colours, P.data.shapes)}."
     name = scene.target.name
     if question.startswith("Is there"):
         match = any(o.name == name and lv != "spot" for o, lv in seen)
         spot = any(o.colour == scene.target.colour and lv == "spot" for o, lv in seen)
-        answer = "yes" if match else "maybe" if spot else "no"
+        answer = verdict or ("yes" if match else "maybe" if spot else "no")
     else:
         answer = next((o.mark for o, lv in seen if o.name == name and lv == "mark"), "red")
     return protocol.assistant_text(thought, protocol.answer_text(answer))
@@ -35,26 +37,46 @@ class RegionCanvas:
         return view
 
 
-def search(scene, max_zooms=64):
-    gen = tile_search(RegionCanvas(scene.render()), scene.target.name, max_zooms)
+def search(scene, max_zooms=64, decide="answer", verdict=None):
+    gen = tile_search(RegionCanvas(scene.render()), scene.target.name, max_zooms, decide=decide)
     visits = 0
     query = next(gen)
     try:
         while True:
             question, view = query
             visits += 1
-            query = gen.send(perfect_reply(scene, view.info["region"], question))
+            query = gen.send(perfect_reply(scene, view.info["region"], question, verdict))
     except StopIteration as stop:
         return stop.value, visits
 
 
+@pytest.mark.parametrize("decide", ["answer", "description"])
 @pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
-def test_perfect_perception_finds_every_answer(difficulty):
+def test_perfect_perception_finds_every_answer(difficulty, decide):
     for seed in range(8):
         scene = scenes.generate(seed, difficulty, P.data.canvas, P.min_pixels, P.max_pixels,
                                 P.data.colours, P.data.shapes)
-        answer, _ = search(scene)
+        answer, _ = search(scene, decide=decide)
         assert answer == scene.answer
+
+
+def test_description_mode_reads_the_words_not_the_verdict():
+    """A model that describes every view right but always answers `no`: only the description-read search finds."""
+    scene = scenes.generate(5, "medium", P.data.canvas, P.min_pixels, P.max_pixels, P.data.colours, P.data.shapes)
+    assert search(scene, decide="answer", verdict="no")[0] is None
+    assert search(scene, decide="description", verdict="no")[0] == scene.answer
+
+
+def test_presence_in_words_follows_the_teacher_rule():
+    reply = protocol.assistant_text("I see red square with a green dot; spots: purple.", protocol.answer_text("no"))
+    assert presence_in_words(reply, "red square") == "yes"
+    assert presence_in_words(reply, "purple triangle") == "maybe"
+    assert presence_in_words(reply, "green square") == "no"  # a dot's colour is not the object's
+    assert presence_in_words(protocol.answer_text("yes"), "red square") is None
+    with pytest.raises(ValueError, match="decide must be one of"):
+        next(tile_search(RegionCanvas(scenes.generate(0, "easy", P.data.canvas, P.min_pixels, P.max_pixels,
+                                                     P.data.colours, P.data.shapes).render()), "red square", 4,
+                         decide="guess"))
 
 
 def test_zoom_budget_stops_the_search():
