@@ -219,21 +219,28 @@ def diagnose(traj, record, preset) -> dict:
     perceiver would say) tells whether the agent saw right. A wrong answer after a right description
     of the last view is a decision error; after a wrong one, a perception error. `repeats` counts
     zooms into the same box as the zoom just before (a search that loops; the teacher's re-check of
-    the target is one too).
+    the target is one too). `moves` counts zooms after "zoom in" or "next tile" and `followed` those
+    that go where the teacher's depth-first search would: the first quadrant of the view, or the
+    next tile (the next sibling, else the parent's next).
     """
     from . import protocol, scenes
     from .teacher import describe
 
     scene = scenes.scene_from_meta(record.meta, record.difficulty)
     views = [scenes.full_region(scene)]
-    current, right, last = views[0], [], None
+    current, right, last, moves, followed = views[0], [], None, 0, 0
     for message, call in zip((m for m in traj.messages if m["role"] == "assistant"), traj.calls, strict=False):
-        said = (protocol.extract_think(message["content"][0]["text"]) or "").split(".")[0] + "."
+        text = protocol.extract_think(message["content"][0]["text"]) or ""
+        said = text.split(".")[0] + "."
         last = said == describe(scene, current, preset)[0]
         right.append(last)
         if call and call.get("valid") and "size" in call:  # an executed zoom: the next turn describes its view
+            expected = (scenes.sub_region(current, scenes.TILE_BOXES[0]) if text.endswith("zoom in.")
+                        else next_tile(views[0], current) if text.endswith("next tile.") else "not a move")
             current = scenes.sub_region(views[protocol.source_index(call["source"])], tuple(call["bbox"]))
             views.append(current)
+            if expected != "not a move":
+                moves, followed = moves + 1, followed + (current == expected)
     if traj.finish == "answer":
         verdict = "right" if scoring.score(traj.answer, record.answer, record.choices) else "wrong"
         kind = f"{verdict}, last view described {'right' if last else 'wrong'}"
@@ -241,4 +248,23 @@ def diagnose(traj, record, preset) -> dict:
         kind = {"max_turns": "out of turns", "context": "out of context"}.get(traj.finish, str(traj.finish))
     boxes = [c.get("bbox") if c else None for c in traj.calls]
     repeats = sum(1 for a, b in zip(boxes, boxes[1:], strict=False) if a is not None and a == b)
-    return {"id": traj.id, "kind": kind, "described_right": sum(right), "turns": len(right), "repeats": repeats}
+    return {"id": traj.id, "kind": kind, "described_right": sum(right), "turns": len(right), "repeats": repeats,
+            "moves": moves, "followed": followed}
+
+
+def next_tile(full, region):
+    """The tile a depth-first search over quadrants zooms after rejecting `region` (None: none left, or not a tile)."""
+    from .scenes import TILE_BOXES, sub_region
+
+    while region != full:
+        w, h = 2 * (region[2] - region[0]), 2 * (region[3] - region[1])
+        if w <= 0 or h <= 0:
+            return None
+        x, y = full[0] + (region[0] - full[0]) // w * w, full[1] + (region[1] - full[1]) // h * h
+        siblings = [sub_region((x, y, x + w, y + h), box) for box in TILE_BOXES]
+        if region not in siblings:
+            return None
+        if siblings.index(region) < 3:
+            return siblings[siblings.index(region) + 1]
+        region = (x, y, x + w, y + h)
+    return None

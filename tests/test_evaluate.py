@@ -126,3 +126,31 @@ def test_diagnose_tells_perception_from_decision(tiny_processor):
     assert perception["described_right"] == perception["turns"] - 1 and right["repeats"] == 0
     cut = rollout(records[:1], images[:1], tiny_processor, replay_policy(script), RolloutConfig(max_turns=2))[0]
     assert evaluate.diagnose(cut, records[0], P)["kind"] == "out of turns"
+    assert all(d["followed"] == d["moves"] for d in (right, decision, perception)) and right["moves"] >= 1
+
+
+def test_diagnose_counts_moves_that_leave_the_search_order(tiny_processor):
+    """A search that zooms the same tile again after "next tile" breaks the depth-first order once."""
+    from mini_o3_lite import teacher
+
+    records, images = split(8)
+    turns = {r.id: teacher.search_turns(scenes.scene_from_meta(r.meta, r.difficulty), P, False, False, True)
+             for r in records}
+    rid = next(i for i, ts in turns.items() if sum("next tile." in t for t in ts) >= 1)
+    record = next(r for r in records if r.id == rid)
+    k = next(i for i, t in enumerate(turns[rid]) if "next tile." in t)
+    box = turns[rid][k - 1].split("<grounding>")[1]
+    # turn k zooms the previous tile again; the original turn k comes after it, cut by the turn limit
+    looped = turns[rid][:k] + [turns[rid][k].split("<grounding>")[0] + "<grounding>" + box, turns[rid][k]]
+    trajs = rollout([record], [images[records.index(record)]], tiny_processor, replay_policy({rid: looped}),
+                    RolloutConfig(max_turns=len(looped)))
+    d = evaluate.diagnose(trajs[0], record, P)
+    assert (d["moves"], d["followed"], d["repeats"]) == (k, k - 1, 1)
+
+
+def test_next_tile_walks_the_quadrant_hierarchy():
+    full = (0, 0, 1024, 1024)
+    assert evaluate.next_tile(full, (0, 0, 512, 512)) == (512, 0, 1024, 512)
+    assert evaluate.next_tile(full, (256, 256, 512, 512)) == (512, 0, 1024, 512)  # last of its four: parent's next
+    assert evaluate.next_tile(full, (896, 896, 1024, 1024)) is None  # the very last tile
+    assert evaluate.next_tile(full, (100, 0, 612, 512)) is None  # not a tile of the hierarchy
