@@ -221,7 +221,7 @@ def diagnose(traj, record, preset) -> dict:
     zooms into the same box as the zoom just before (a search that loops; the teacher's re-check of
     the target is one too). `moves` counts zooms after "zoom in" or "next tile" and `followed` those
     that go where the teacher's depth-first search would: the first quadrant of the view, or the
-    next tile (the next sibling, else the parent's next).
+    next tile (`scenes.next_tile`: the next sibling, else the parent's next).
     """
     from . import protocol, scenes
     from .teacher import describe
@@ -235,12 +235,12 @@ def diagnose(traj, record, preset) -> dict:
         last = said == describe(scene, current, preset)[0]
         right.append(last)
         if call and call.get("valid") and "size" in call:  # an executed zoom: the next turn describes its view
-            expected = (scenes.sub_region(current, scenes.TILE_BOXES[0]) if text.endswith("zoom in.")
-                        else next_tile(views[0], current) if text.endswith("next tile.") else "not a move")
+            deeper, move = text.endswith("zoom in."), text.endswith(("zoom in.", "next tile."))
+            expected = (scenes.sub_region(current, scenes.TILE_BOXES[0]) if deeper
+                        else scenes.next_tile(views[0], current))
             current = scenes.sub_region(views[protocol.source_index(call["source"])], tuple(call["bbox"]))
             views.append(current)
-            if expected != "not a move":
-                moves, followed = moves + 1, followed + (current == expected)
+            moves, followed = moves + move, followed + (move and current == expected)  # bools count as 0 / 1
     if traj.finish == "answer":
         verdict = "right" if scoring.score(traj.answer, record.answer, record.choices) else "wrong"
         kind = f"{verdict}, last view described {'right' if last else 'wrong'}"
@@ -251,20 +251,3 @@ def diagnose(traj, record, preset) -> dict:
     return {"id": traj.id, "kind": kind, "described_right": sum(right), "turns": len(right), "repeats": repeats,
             "moves": moves, "followed": followed}
 
-
-def next_tile(full, region):
-    """The tile a depth-first search over quadrants zooms after rejecting `region` (None: none left, or not a tile)."""
-    from .scenes import TILE_BOXES, sub_region
-
-    while region != full:
-        w, h = 2 * (region[2] - region[0]), 2 * (region[3] - region[1])
-        if w <= 0 or h <= 0:
-            return None
-        x, y = full[0] + (region[0] - full[0]) // w * w, full[1] + (region[1] - full[1]) // h * h
-        siblings = [sub_region((x, y, x + w, y + h), box) for box in TILE_BOXES]
-        if region not in siblings:
-            return None
-        if siblings.index(region) < 3:
-            return siblings[siblings.index(region) + 1]
-        region = (x, y, x + w, y + h)
-    return None

@@ -208,6 +208,22 @@ def tile_of(region: Region, obj: SceneObject) -> int:
     return 2 * int(cy >= my) + int(cx >= mx)
 
 
+def next_tile(full, region):
+    """The tile a depth-first search over quadrants zooms after rejecting `region` (None: none left, or not a tile)."""
+    while region != full:
+        w, h = 2 * (region[2] - region[0]), 2 * (region[3] - region[1])
+        if w <= 0 or h <= 0:
+            return None
+        x, y = full[0] + (region[0] - full[0]) // w * w, full[1] + (region[1] - full[1]) // h * h
+        siblings = [sub_region((x, y, x + w, y + h), box) for box in TILE_BOXES]
+        if region not in siblings:
+            return None
+        if siblings.index(region) < 3:
+            return siblings[siblings.index(region) + 1]
+        region = (x, y, x + w, y + h)
+    return None
+
+
 def tile_path(scene: Scene, min_pixels: int, max_pixels: int) -> list[dict]:
     """The oracle's zooms through the tile hierarchy: quadrant after quadrant until the dot is readable.
 

@@ -150,7 +150,7 @@ def test_diagnose_counts_moves_that_leave_the_search_order(tiny_processor):
 
 def test_next_tile_walks_the_quadrant_hierarchy():
     full = (0, 0, 1024, 1024)
-    assert evaluate.next_tile(full, (0, 0, 512, 512)) == (512, 0, 1024, 512)
-    assert evaluate.next_tile(full, (256, 256, 512, 512)) == (512, 0, 1024, 512)  # last of its four: parent's next
-    assert evaluate.next_tile(full, (896, 896, 1024, 1024)) is None  # the very last tile
-    assert evaluate.next_tile(full, (100, 0, 612, 512)) is None  # not a tile of the hierarchy
+    assert scenes.next_tile(full, (0, 0, 512, 512)) == (512, 0, 1024, 512)
+    assert scenes.next_tile(full, (256, 256, 512, 512)) == (512, 0, 1024, 512)  # last of its four: parent's next
+    assert scenes.next_tile(full, (896, 896, 1024, 1024)) is None  # the very last tile
+    assert scenes.next_tile(full, (100, 0, 612, 512)) is None  # not a tile of the hierarchy
