@@ -221,26 +221,29 @@ def diagnose(traj, record, preset) -> dict:
     zooms into the same box as the zoom just before (a search that loops; the teacher's re-check of
     the target is one too). `moves` counts zooms after "zoom in" or "next tile" and `followed` those
     that go where the teacher's depth-first search would: the first quadrant of the view, or the
-    next tile (`scenes.next_tile`: the next sibling, else the parent's next).
+    next tile (`scenes.next_tile`: the next sibling, else the parent's next); `move_log` says, for each
+    such zoom, which zoom of the search it was (2 = the second) and whether it followed.
     """
     from . import protocol, scenes
     from .teacher import describe
 
     scene = scenes.scene_from_meta(record.meta, record.difficulty)
     views = [scenes.full_region(scene)]
-    current, right, last, moves, followed = views[0], [], None, 0, 0
-    for message, call in zip((m for m in traj.messages if m["role"] == "assistant"), traj.calls, strict=False):
+    current, right, last, move_log = views[0], [], None, []
+    assistant = (m for m in traj.messages if m["role"] == "assistant")
+    for zoom, (message, call) in enumerate(zip(assistant, traj.calls, strict=False), start=1):
         text = protocol.extract_think(message["content"][0]["text"]) or ""
         said = text.split(".")[0] + "."
         last = said == describe(scene, current, preset)[0]
         right.append(last)
         if call and call.get("valid") and "size" in call:  # an executed zoom: the next turn describes its view
-            deeper, move = text.endswith("zoom in."), text.endswith(("zoom in.", "next tile."))
+            deeper = text.endswith("zoom in.")
             expected = (scenes.sub_region(current, scenes.TILE_BOXES[0]) if deeper
                         else scenes.next_tile(views[0], current))
             current = scenes.sub_region(views[protocol.source_index(call["source"])], tuple(call["bbox"]))
             views.append(current)
-            moves, followed = moves + move, followed + (move and current == expected)  # bools count as 0 / 1
+            if text.endswith(("zoom in.", "next tile.")):
+                move_log.append((zoom, current == expected))
     if traj.finish == "answer":
         verdict = "right" if scoring.score(traj.answer, record.answer, record.choices) else "wrong"
         kind = f"{verdict}, last view described {'right' if last else 'wrong'}"
@@ -249,5 +252,5 @@ def diagnose(traj, record, preset) -> dict:
     boxes = [c.get("bbox") if c else None for c in traj.calls]
     repeats = sum(1 for a, b in zip(boxes, boxes[1:], strict=False) if a is not None and a == b)
     return {"id": traj.id, "kind": kind, "described_right": sum(right), "turns": len(right), "repeats": repeats,
-            "moves": moves, "followed": followed}
+            "moves": len(move_log), "followed": sum(f for _, f in move_log), "move_log": move_log}
 
