@@ -31,6 +31,10 @@ repetition, if at all (`evaluate.diagnose`: the shipped agent's box after "next 
 tile 46 of 610 times; its second zoom follows 72 of 95 times, its third 7 of 83). A scan of the 4 x 4
 tiles in reading order, where the k-th zoom is the k-th tile whatever was seen, so that no box has to
 follow from the one before: 0.15 of 96 (55 out of turns; followed for the first row, then lost).
+Restating the box just viewed in each decision ("No red here: next tile after [0.25, 0.0, 0.5, 0.25].")
+is worse still, 0.10 of 96 (21 invalid actions), and shows where the limit is: the restated box equals
+the previous call's 93 of 95 times at the second zoom (always the first quadrant) and 38 of 80, 19 of
+74, 10 of 63 at the next three. The tiny agent cannot even copy its last box from one image back.
 
 Reasoning patterns (Mini-o3's names), mixed by a setting:
 - depth-first: quadrant after quadrant, deeper where the target's colour shows, back up when not;
