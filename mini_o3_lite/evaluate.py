@@ -222,7 +222,8 @@ def diagnose(traj, record, preset) -> dict:
     the target is one too). `moves` counts zooms after "zoom in" or "next tile" and `followed` those
     that go where the teacher's depth-first search would: the first quadrant of the view, or the
     next tile (`scenes.next_tile`: the next sibling, else the parent's next); `move_log` says, for each
-    such zoom, which zoom of the search it was (2 = the second) and whether it followed.
+    such zoom, which turn made it (2 = the second; the n-th zoom unless an earlier turn was invalid)
+    and whether it followed.
     """
     from . import protocol, scenes
     from .teacher import describe
@@ -231,7 +232,7 @@ def diagnose(traj, record, preset) -> dict:
     views = [scenes.full_region(scene)]
     current, right, last, move_log = views[0], [], None, []
     assistant = (m for m in traj.messages if m["role"] == "assistant")
-    for zoom, (message, call) in enumerate(zip(assistant, traj.calls, strict=False), start=1):
+    for turn, (message, call) in enumerate(zip(assistant, traj.calls, strict=False), start=1):
         text = protocol.extract_think(message["content"][0]["text"]) or ""
         said = text.split(".")[0] + "."
         last = said == describe(scene, current, preset)[0]
@@ -243,7 +244,7 @@ def diagnose(traj, record, preset) -> dict:
             current = scenes.sub_region(views[protocol.source_index(call["source"])], tuple(call["bbox"]))
             views.append(current)
             if text.endswith(("zoom in.", "next tile.")):
-                move_log.append((zoom, current == expected))
+                move_log.append((turn, current == expected))
     if traj.finish == "answer":
         verdict = "right" if scoring.score(traj.answer, record.answer, record.choices) else "wrong"
         kind = f"{verdict}, last view described {'right' if last else 'wrong'}"

@@ -146,7 +146,7 @@ def test_diagnose_counts_moves_that_leave_the_search_order(tiny_processor):
                     RolloutConfig(max_turns=len(looped)))
     d = evaluate.diagnose(trajs[0], record, P)
     assert (d["moves"], d["followed"], d["repeats"]) == (k, k - 1, 1)
-    assert d["move_log"] == [(zoom, zoom != k + 1) for zoom in range(2, k + 2)]  # the (k+1)-th zoom is the loop
+    assert d["move_log"] == [(turn, turn != k + 1) for turn in range(2, k + 2)]  # turn k + 1 is the loop
 
 
 def test_next_tile_walks_the_quadrant_hierarchy():
