@@ -254,4 +254,3 @@ def diagnose(traj, record, preset) -> dict:
     repeats = sum(1 for a, b in zip(boxes, boxes[1:], strict=False) if a is not None and a == b)
     return {"id": traj.id, "kind": kind, "described_right": sum(right), "turns": len(right), "repeats": repeats,
             "moves": len(move_log), "followed": sum(f for _, f in move_log), "move_log": move_log}
-
