@@ -1,7 +1,7 @@
 """GPU memory of the `full` preset on one GPU, *estimated*: Qwen2.5-VL-3B/7B with LoRA, bf16, checkpointing.
 
-No GPU was lent to the sessions that wrote this kit, so the README's GPU table comes from this
-script, labelled as an estimate. What is exact: the parameter counts (the real 3B / 7B
+The README's first GPU table comes from this arithmetic, labelled as an estimate; its second, from
+`--measure` run once on an H200 (the estimate was 3-16 GB low). What is exact: the parameter counts (the real 3B / 7B
 configurations instantiated on PyTorch's `meta` device, so nothing is allocated) and the LoRA
 parameter count (PEFT on that meta model, the kit's `modeling.lora_config`). What is arithmetic:
 activations under gradient checkpointing (the input of every decoder layer kept, one layer
@@ -9,7 +9,9 @@ recomputed at a time, fp32 logits of the whole sequence), AdamW state for the Lo
 and the rollout key/value cache (2 x layers x KV heads x head dim x bf16 per token). Allocator
 overhead, fragmentation and the CUDA context (~1-2 GB) come on top.
 
-    python benchmarks/full_preset_memory.py [--tokens 8192 32768] [--rollouts 32]
+    python benchmarks/full_preset_memory.py [--tokens 8192 32768] [--rollouts 32] [--measure]
+
+`--measure` (on a CUDA machine) also runs one real LoRA SFT step per size and prints its peak memory.
 """
 
 import argparse
@@ -31,13 +33,14 @@ CONFIGS = {  # the released checkpoints' config.json values
 GB = 1e9
 
 
-def build(size: str):
+def build(size: str, device: str = "meta", dtype: torch.dtype | None = None):
+    """The released configuration, instantiated on `device` (meta: shapes only, nothing allocated)."""
     spec = dict(CONFIGS[size])
     vision = dict(VISION, out_hidden_size=spec.pop("out_hidden_size"))
     tie = spec.pop("tie_word_embeddings")
     config = Qwen2_5_VLConfig(text_config=spec, vision_config=vision, tie_word_embeddings=tie)
-    with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(config)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype or config.dtype)
     return model, config.text_config
 
 
@@ -66,10 +69,37 @@ def estimate(size: str, tokens: int, rollouts: int, rank: int) -> dict:
     }
 
 
+def measure(size: str, tokens: int, rank: int, device: str = "cuda") -> dict:
+    """Peak memory of one real SFT step: random bf16 weights, LoRA, checkpointing, `tokens` text tokens.
+
+    Random weights cost the same memory as the released ones; images are left out (their vision-tower
+    activations are not kept: the tower is frozen), so the sequence is text tokens only.
+    """
+    import time
+
+    from peft import get_peft_model
+
+    model, text = build(size, device, torch.bfloat16)
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = get_peft_model(model, lora_config(rank))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    ids = torch.randint(0, text.vocab_size, (1, tokens), device=device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    peak = torch.cuda.max_memory_allocated() / GB if device == "cuda" else float("nan")
+    return {"model": f"Qwen2.5-VL-{size}", "tokens": tokens, "measured peak (GB)": round(peak, 1),
+            "step (s)": round(time.perf_counter() - start, 2)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tokens", type=int, nargs="+", default=[8192, 32768], help="sequence lengths")
     p.add_argument("--rollouts", type=int, default=None, help="rollouts generated together (full preset's batch)")
+    p.add_argument("--measure", action="store_true", help="also run one real LoRA step per size on the GPU")
     args = p.parse_args()
     preset = load_preset("full")
     rollouts = args.rollouts or preset.rollout_batch_size
@@ -82,6 +112,13 @@ def main() -> None:
         for row in rows:
             print("| " + " | ".join(str(row[k]) for k in keys) + " |")
         print()
+    if args.measure:
+        print(f"MEASURED on {torch.cuda.get_device_name(0)}: one SFT step (forward, backward, AdamW), LoRA r="
+              f"{preset.sft.lora_rank}, bf16, checkpointing, text tokens only; torch.cuda.max_memory_allocated\n")
+        for tokens in args.tokens:
+            for size in CONFIGS:
+                print(measure(size, tokens, preset.sft.lora_rank), flush=True)
+                torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":
