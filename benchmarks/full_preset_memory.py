@@ -1,9 +1,10 @@
-"""GPU memory of the `full` preset on one GPU, *estimated*: Qwen2.5-VL-3B/7B with LoRA, bf16, checkpointing.
+"""GPU memory of the `full` preset on one GPU, estimated (and measured with `--measure`): Qwen2.5-VL-3B/7B, LoRA.
 
-The README's first GPU table comes from this arithmetic, labelled as an estimate; its second, from
-`--measure` run once on an H200 (the estimate was 3-16 GB low). What is exact: the parameter counts (the real 3B / 7B
-configurations instantiated on PyTorch's `meta` device, so nothing is allocated) and the LoRA
-parameter count (PEFT on that meta model, the kit's `modeling.lora_config`). What is arithmetic:
+The README's first GPU table comes from this arithmetic, labelled as an estimate; its second from
+`--measure`, run once on an H200 (the estimate was 3-16 GB low). What is exact: the parameter counts
+(the real 3B / 7B configurations instantiated on PyTorch's `meta` device, so nothing is allocated)
+and the LoRA parameter count (PEFT on that meta model, the kit's `modeling.lora_config`). What is
+arithmetic:
 activations under gradient checkpointing (the input of every decoder layer kept, one layer
 recomputed at a time, fp32 logits of the whole sequence), AdamW state for the LoRA weights only,
 and the rollout key/value cache (2 x layers x KV heads x head dim x bf16 per token). Allocator
@@ -90,6 +91,8 @@ def measure(size: str, tokens: int, rank: int, device: str = "cuda") -> dict:
     start = time.perf_counter()
     model(input_ids=ids, labels=ids).loss.backward()
     optimizer.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() / GB if device == "cuda" else float("nan")
     return {"model": f"Qwen2.5-VL-{size}", "tokens": tokens, "measured peak (GB)": round(peak, 1),
             "step (s)": round(time.perf_counter() - start, 2)}
