@@ -4,9 +4,8 @@ The README's first GPU table comes from this arithmetic, labelled as an estimate
 `--measure`, run once on an H200 (the estimate was 3-16 GB low). What is exact: the parameter counts
 (the real 3B / 7B configurations instantiated on PyTorch's `meta` device, so nothing is allocated)
 and the LoRA parameter count (PEFT on that meta model, the kit's `modeling.lora_config`). What is
-arithmetic:
-activations under gradient checkpointing (the input of every decoder layer kept, one layer
-recomputed at a time, fp32 logits of the whole sequence), AdamW state for the LoRA weights only,
+arithmetic: activations under gradient checkpointing (the input of every decoder layer kept, one
+layer recomputed at a time, fp32 logits of the whole sequence), AdamW state for the LoRA weights only,
 and the rollout key/value cache (2 x layers x KV heads x head dim x bf16 per token). Allocator
 overhead, fragmentation and the CUDA context (~1-2 GB) come on top.
 
