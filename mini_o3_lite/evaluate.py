@@ -10,12 +10,18 @@ prompt that describes the tool, with one turn to answer from the full view alone
 Two ways to read a model: greedy (one run, deterministic) and Avg@K (Mini-o3's Avg@32: K sampled
 runs per question at temperature 1.0, mean accuracy, here with its spread over the K runs).
 Turn-budget curves come from one run at the largest budget (`budget_curve`).
+
+`teacher_forced` reads a model on the scripted teacher's own searches instead: every turn starts
+from the teacher's exact conversation so far, so seeing, deciding and zooming are measured apart.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import replace
+
+import torch
 
 from . import scoring
 from .rollout import RolloutConfig, model_policy, rollout
@@ -113,6 +119,51 @@ def no_tool(model, processor, records, images, config: RolloutConfig | None = No
     """The no-tool baseline: no tool in the prompt, one turn, the full view only."""
     config = replace(config or RolloutConfig(do_sample=False), tools=False, max_turns=1, max_images=1)
     return run(model, processor, records, images, config, progress)
+
+
+def verdict_kind(verdict: str, colours, shapes) -> str:
+    """A verdict's wording with its colours and shapes replaced by C and S ("No C here: next tile.")."""
+    for words, letter in ((shapes, "S"), (colours, "C")):
+        if words:
+            verdict = re.sub(rf"\b(?:{'|'.join(map(re.escape, words))})\b", letter, verdict)
+    return re.sub(r"\b([Aa])n C\b", r"\1 C", verdict)
+
+
+@torch.no_grad()
+def teacher_forced(model, processor, trajectories, colours, shapes) -> list[dict]:
+    """Each model turn of scripted trajectories, read under teacher forcing: one row per turn.
+
+    A turn is `<think>{description}. {verdict}</think>` then its call or answer. For each part the row
+    says whether every token is the model's top choice given the exact conversation before it (the
+    teacher's), and `verdict_first` whether the verdict's first word is. Free-running evaluation
+    mixes the skills (one wrong word and the search goes elsewhere); here each is measured alone, on
+    searches whose every turn is right by construction. Written by hand: transformers scores a
+    whole sequence, not the parts of a thought.
+    """
+    from .rollout import Batcher
+
+    rows = []
+    for traj in trajectories:
+        inputs = {k: v.to(model.device) for k, v in Batcher(processor).batch([traj]).items()}
+        top = model(**inputs).logits[0, :-1].argmax(-1).tolist()  # top[i]: the choice for token i + 1
+        ids, mask = traj.input_ids, traj.model_mask
+        starts = [i for i in range(1, len(ids)) if mask[i] and not mask[i - 1]]
+        for turn, start in enumerate(starts, start=1):
+            end = next((i for i in range(start, len(ids)) if not mask[i]), len(ids))
+            pieces = [processor.tokenizer.decode([t]) for t in ids[start:end]]
+            at = [sum(map(len, pieces[:k])) for k in range(len(pieces))]  # each token's first character
+            hit = [top[i - 1] == ids[i] for i in range(start, end)]
+            text = "".join(pieces)
+            think_end = text.find("</think>")
+            verdict_at = text.find(". ", 0, think_end) + 2
+            if think_end < 0 or verdict_at < 2:
+                continue  # not a teacher turn
+            parts = {"description": (0, verdict_at), "verdict_first": (verdict_at, verdict_at + 1),
+                     "verdict": (verdict_at, think_end), "action": (think_end, len(text))}
+            rows.append({"id": traj.id, "turn": turn, "kind": verdict_kind(text[verdict_at:think_end], colours, shapes)}
+                        | {part: all(h for h, a in zip(hit, at, strict=True) if lo <= a < hi)
+                           for part, (lo, hi) in parts.items()})
+    return rows
 
 
 def summary(rows: list[dict], by: str = "difficulty") -> list[dict]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 from mini_o3_lite import evaluate, protocol, scenes
 from mini_o3_lite.presets import load_preset
@@ -155,3 +157,39 @@ def test_next_tile_walks_the_quadrant_hierarchy():
     assert scenes.next_tile(full, (256, 256, 512, 512)) == (512, 0, 1024, 512)  # last of its four: parent's next
     assert scenes.next_tile(full, (896, 896, 1024, 1024)) is None  # the very last tile
     assert scenes.next_tile(full, (100, 0, 612, 512)) is None  # not a tile of the hierarchy
+
+
+class _Scripted:
+    """A stand-in model whose top choice for each next token is the true one, except where `wrong` says."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, vocab: int, wrong=lambda nxt: None):
+        self.vocab, self.wrong = vocab, wrong
+
+    def __call__(self, input_ids, **_):
+        ids = input_ids[0].tolist()
+        choice = [self.wrong(n) if self.wrong(n) is not None else n for n in ids[1:]] + [0]
+        return SimpleNamespace(logits=torch.nn.functional.one_hot(torch.tensor([choice]), self.vocab).float())
+
+
+def test_teacher_forced_reads_each_part_of_a_turn_alone(tiny_processor):
+    from mini_o3_lite import teacher
+
+    records, images = split(6)
+    script = {r.id: teacher.search_turns(scenes.scene_from_meta(r.meta, r.difficulty), P, False, False, True)
+              for r in records}
+    trajs = rollout(records, images, tiny_processor, replay_policy(script), RolloutConfig(max_turns=16))
+    tok, words = tiny_processor.tokenizer, (P.data.colours, P.data.shapes)
+    perfect = evaluate.teacher_forced(_Scripted(len(tok)), tiny_processor, trajs, *words)
+    assert len(perfect) == sum(len(s) for s in script.values())
+    assert all(r["description"] and r["verdict_first"] and r["verdict"] and r["action"] for r in perfect)
+    assert perfect[0]["kind"] == "Search the tiles for the C S." and perfect[0]["turn"] == 1
+    the, no = tok.convert_tokens_to_ids("The"), tok.convert_tokens_to_ids("No")
+    habit = evaluate.teacher_forced(_Scripted(len(tok), lambda n: no if n == the else None), tiny_processor, trajs,
+                                    *words)  # says "No" wherever the teacher says "The"
+    for row in habit:
+        starts_the = row["kind"].startswith("The ")
+        assert row["verdict_first"] == row["verdict"] == (not starts_the) and row["description"] and row["action"]
+    assert any(r["kind"].startswith("The ") for r in habit)  # every search ends on "The <target> has ..."
+    assert evaluate.verdict_kind("An orange spot: zoom in.", ("orange",), ("square",)) == "A C spot: zoom in."
