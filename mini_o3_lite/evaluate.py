@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import replace
+from itertools import accumulate
 
 import torch
 
@@ -151,7 +152,7 @@ def teacher_forced(model, processor, trajectories, colours, shapes) -> list[dict
         for turn, start in enumerate(starts, start=1):
             end = next((i for i in range(start, len(ids)) if not mask[i]), len(ids))
             pieces = [processor.tokenizer.decode([t]) for t in ids[start:end]]
-            at = [sum(map(len, pieces[:k])) for k in range(len(pieces))]  # each token's first character
+            at = list(accumulate(map(len, pieces[:-1]), initial=0))  # each token's first character
             hit = [top[i - 1] == ids[i] for i in range(start, end)]
             text = "".join(pieces)
             think_end = text.find("</think>")

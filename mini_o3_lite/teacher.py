@@ -40,6 +40,11 @@ before the next call) gives 0.23: the third zoom follows 24 of 79 times, but the
 the echoed box again (166 of 633 moves); the scan with "This is observation_<k>." there keeps count
 longer (zoom 7: 24 and 40 of about 62) yet names the wrong target in its first turn in about 60 of
 96 searches (0.05).
+Verdicts that begin "The <target colour>" and copy what follows that colour in the description ("The
+red one is not here: next tile.", "The red spot: zoom in.", "The red square is not it: next tile.")
+are learned better (teacher-forced, `evaluate.teacher_forced`: 0.71 of verdicts against 0.53), except
+the decoy's rejection (0.03), and held-out accuracy is 0.24 of 96; with the target's shape named right after
+the copied one ("The red square; the target is a triangle: next tile.") 0.14.
 
 Reasoning patterns (Mini-o3's names), mixed by a setting:
 - depth-first: quadrant after quadrant, deeper where the target's colour shows, back up when not;
