@@ -69,7 +69,7 @@ def estimate(size: str, tokens: int, rollouts: int, rank: int) -> dict:
     }
 
 
-def measure(size: str, tokens: int, rank: int, device: str = "cuda") -> dict:
+def measure(size: str, tokens: int, rank: int) -> dict:
     """Peak memory of one real SFT step: random bf16 weights, LoRA, checkpointing, `tokens` text tokens.
 
     Random weights cost the same memory as the released ones; images are left out (their vision-tower
@@ -79,20 +79,18 @@ def measure(size: str, tokens: int, rank: int, device: str = "cuda") -> dict:
 
     from peft import get_peft_model
 
-    model, text = build(size, device, torch.bfloat16)
+    model, text = build(size, "cuda", torch.bfloat16)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(model, lora_config(rank))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-    ids = torch.randint(0, text.vocab_size, (1, tokens), device=device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    ids = torch.randint(0, text.vocab_size, (1, tokens), device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     model(input_ids=ids, labels=ids).loss.backward()
     optimizer.step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated() / GB if device == "cuda" else float("nan")
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() / GB
     return {"model": f"Qwen2.5-VL-{size}", "tokens": tokens, "measured peak (GB)": round(peak, 1),
             "step (s)": round(time.perf_counter() - start, 2)}
 
@@ -103,6 +101,8 @@ def main() -> None:
     p.add_argument("--rollouts", type=int, default=None, help="rollouts generated together (full preset's batch)")
     p.add_argument("--measure", action="store_true", help="also run one real LoRA step per size on the GPU")
     args = p.parse_args()
+    if args.measure and not torch.cuda.is_available():
+        p.error("--measure runs a real step on the GPU, and this machine has no CUDA device")
     preset = load_preset("full")
     rollouts = args.rollouts or preset.rollout_batch_size
     print("ESTIMATE (arithmetic on exact parameter counts; not measured on a GPU), GB = 1e9 bytes\n")
