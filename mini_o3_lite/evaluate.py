@@ -33,7 +33,7 @@ def settings(preset, max_turns: int | None = None, **overrides) -> RolloutConfig
     turns = max_turns or preset.max_turns_eval
     base = dict(max_turns=turns, max_new_tokens=preset.max_new_tokens, context_length=preset.context_length,
                 context_reserve=preset.context_reserve, max_images=turns + 1, do_sample=False,
-                batch_size=preset.eval_batch_size, seed=preset.seed)
+                batch_size=preset.eval_batch_size, seed=preset.seed, hints=preset.tile_hints)
     return RolloutConfig(**(base | overrides))
 
 
@@ -217,6 +217,7 @@ def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, sampl
         "max_turns": config.max_turns, "min_pixels": lo, "max_pixels": hi,
         "tools": config.tools, "decoding": "greedy" if not config.do_sample else f"T={config.temperature}",
         **({"samples": samples} if config.do_sample else {}),  # Avg@K's K
+        **({"tile_hints": True} if config.hints else {}),  # kit-only observation text (hints.py)
         "seed": config.seed, "scorer": "rule-based (scoring.py)",
         "prompt_hash": config_hash([tool_protocol.SYSTEM_PROMPT, tool_protocol.observation_text(1)]),
     }
@@ -263,6 +264,9 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
     return rows, manifest
 
 
+_MOVE_RE = re.compile(r"(zoom in|next tile)(?: \[[^\]]*\])?\.$")
+
+
 def diagnose(traj, record, preset) -> dict:
     """Why a search on a generated scene ended as it did: perception (its words for a view) or decision.
 
@@ -290,12 +294,13 @@ def diagnose(traj, record, preset) -> dict:
         last = said == describe(scene, current, preset)[0]
         right.append(last)
         if call and call.get("valid") and "size" in call:  # an executed zoom: the next turn describes its view
-            deeper = text.endswith("zoom in.")
+            move = _MOVE_RE.search(text)  # "... zoom in." (or "zoom in [box]." with tile hints)
+            deeper = bool(move) and move.group(1) == "zoom in"
             expected = (scenes.sub_region(current, scenes.TILE_BOXES[0]) if deeper
                         else scenes.next_tile(views[0], current))
             current = scenes.sub_region(views[protocol.source_index(call["source"])], tuple(call["bbox"]))
             views.append(current)
-            if text.endswith(("zoom in.", "next tile.")):
+            if move:
                 move_log.append((turn, current == expected))
     if traj.finish == "answer":
         verdict = "right" if scoring.score(traj.answer, record.answer, record.choices) else "wrong"

@@ -107,7 +107,7 @@ def rollout_config(preset: Preset, step: int, round_: int = 0) -> RolloutConfig:
     return RolloutConfig(max_turns=turns, max_new_tokens=preset.max_new_tokens,
                          context_length=preset.context_length, context_reserve=preset.context_reserve,
                          max_images=2 * turns, temperature=preset.rl.temperature,  # Mini-o3: 6 turns, 12 images
-                         batch_size=preset.rollout_batch_size,
+                         batch_size=preset.rollout_batch_size, hints=preset.tile_hints,
                          seed=preset.seed * 100_003 + step + 1_000_003 * round_)
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "extract_answer",
     "messages_for",
     "observation_message",
+    "box_text",
     "error_message",
 ]
 
@@ -387,8 +388,12 @@ def tool_call_text(bbox: tuple[float, float, float, float], source: str, digits:
     Numbers are rounded to ``digits`` decimals and written as short floats (``0.0``, ``0.5``,
     ``0.333``), one fixed spelling per value so a small model has one target to learn.
     """
-    numbers = ", ".join(_fmt_number(v, digits) for v in bbox)
-    return f'{_OPEN_CALL}{{"bbox_2d": [{numbers}], "source": {json.dumps(source)}}}{_CLOSE_CALL}'
+    return f'{_OPEN_CALL}{{"bbox_2d": {box_text(bbox, digits)}, "source": {json.dumps(source)}}}{_CLOSE_CALL}'
+
+
+def box_text(bbox: tuple[float, ...], digits: int = 3) -> str:
+    """A box as the canonical call writes it, ``[0.0, 0.5, 0.25, 1.0]`` (also the spelling of `hints`)."""
+    return "[" + ", ".join(_fmt_number(v, digits) for v in bbox) + "]"
 
 
 def answer_text(answer: str) -> str:
@@ -432,9 +437,14 @@ def messages_for(question: str, choices: list[str] | None = None) -> list[dict]:
     ]
 
 
-def observation_message(index: int) -> dict:
-    """User turn carrying zoom-in image ``observation_<index>`` between its two texts."""
+def observation_message(index: int, hint: str | None = None) -> dict:
+    """User turn carrying zoom-in image ``observation_<index>`` between its two texts.
+
+    `hint`: a line appended after them (the kit-only tile hints of `hints.py`; None in Mini-o3's form).
+    """
     before, after = observation_text(index)
+    if hint:
+        after += "\n" + hint
     return {
         "role": "user",
         "content": [{"type": "text", "text": before}, {"type": "image"}, {"type": "text", "text": after}],

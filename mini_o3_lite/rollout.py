@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from . import protocol
+from . import hints, protocol
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class RolloutConfig:
     batch_size: int = 16
     seed: int = 0
     tools: bool = True  # False: no system prompt, so no tool is offered (the no-tool baseline; use max_turns=1)
+    hints: bool = False  # kit-only tile hints at the end of each observation turn (`hints.py`, Preset.tile_hints)
 
 
 @dataclass
@@ -284,7 +285,8 @@ def step(traj: Trajectory, turn: TurnOutput, batcher: Batcher, config: RolloutCo
         traj.calls.append({"valid": True, "bbox": list(action.bbox), "source": action.source,
                            "size": list(view.size)})
         traj.images.append(view)
-        message = protocol.observation_message(len(traj.images) - 1)
+        hint = hints.hint_text(hints.image_boxes(traj.calls)[-1]) if config.hints else None
+        message = protocol.observation_message(len(traj.images) - 1, hint)
     elif config.on_invalid == "stop":
         traj.calls.append({"valid": False, "error": action.reason})
         traj.finish = "invalid"

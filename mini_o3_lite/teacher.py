@@ -90,7 +90,11 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
     `absolute`: every zoom is written as a box of `original_image` (the same crop as the quadrant of
     the current view), so the next box follows from the previous box alone; otherwise a quadrant is
     written relative to the view it subdivides (`observation_<i>`), as in Mini-o3's exemplars.
+    With `preset.tile_hints` (absolute boxes only), each decision after an observation ends with the box it
+    zooms, in the words of that observation's hint ("No red here: next tile [..]."), so the call is a copy.
     """
+    if preset.tile_hints and not absolute:
+        raise ValueError("tile hints name boxes of original_image: use them with absolute_boxes=True")
     target = scene.target
     name, colour = target.name, target.colour
     a = scenes.article(target.mark)
@@ -132,6 +136,8 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
         if absolute:
             W, H = views[0][2], views[0][3]
             source, box = protocol.ORIGINAL_IMAGE, (region[0] / W, region[1] / H, region[2] / W, region[3] / H)
+        if preset.tile_hints and len(views) > 1:
+            decision = f"{decision[:-1]} {protocol.box_text(box)}."
         turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.tool_call_text(box, source)))
         views.append(region)
         index, depth = len(views) - 1, depth_of[parent] + 1
@@ -141,8 +147,9 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
         same_colour = [(o, lv) for o, lv in seen if o.colour == colour]
         if found == "mark":
             if maintenance:
+                again = f"this view {protocol.box_text(box)}" if preset.tile_hints else "again"
                 turns.append(protocol.assistant_text(
-                    f"{thought} The {name} has {a} {target.mark} dot: check again.",
+                    f"{thought} The {name} has {a} {target.mark} dot: check {again}.",
                     protocol.tool_call_text(box, source)))
                 views.append(region)
                 thought, _ = describe(scene, region, preset)
@@ -194,7 +201,8 @@ def scripted_trajectories(records, images, processor, preset, config: TeacherCon
         scene = scenes.scene_from_meta(rec.meta, rec.difficulty)
         script[rec.id] = search_turns(scene, preset, direct, maintenance, config.absolute_boxes)
         patterns[rec.id] = pattern_of(script[rec.id], direct, maintenance)
-    settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1, batch_size=chunk)
+    settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1, batch_size=chunk,
+                             hints=preset.tile_hints)
     kept, dropped = [], Counter()
     for start in range(0, len(records), chunk):
         trajs = rollout(records[start:start + chunk], images[start:start + chunk], processor,
@@ -339,7 +347,8 @@ def fewshot_trajectories(model, processor, records, images, exemplars, preset, m
 
     context = fewshot_context(exemplars)
     cfg = RolloutConfig(max_turns=max_turns, max_new_tokens=preset.max_new_tokens, context_length=10**6,
-                        max_images=max_turns + 1, temperature=temperature, batch_size=preset.eval_batch_size)
+                        max_images=max_turns + 1, temperature=temperature, batch_size=preset.eval_batch_size,
+                        hints=preset.tile_hints)
     tried, kept, seen = [], [], set()
     for k in range(samples):
         cfg_k = replace(cfg, seed=seed + k)
@@ -388,6 +397,8 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
         return scripted_trajectories(records, images, processor, preset, config, max_turns, save_to=folder)[2]
 
     settings = {"teacher": asdict(config), "max_turns": max_turns, "n": preset.sft.n_trajectories}
+    if preset.tile_hints:  # only when on, so the cache key of Mini-o3's form is unchanged
+        settings["tile_hints"] = True
     folder = stage_dir(preset.name, "coldstart")
     return folder, cached_stage(folder, settings, build, {"data": data["config_hash"], "processor": str(path)},
                                 config.seed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from mini_o3_lite import protocol
+from mini_o3_lite import hints, protocol
 from mini_o3_lite.rollout import Batcher, RolloutConfig, model_policy, replay_policy, rollout, start
 
 G = "<think>x</think><grounding>{}</grounding>"
@@ -185,3 +185,15 @@ def test_rollout_logs_memory_per_turn(tiny_processor):
             RolloutConfig(max_turns=4, batch_size=2), log=log)
     assert [(e["turn"], e["active"]) for e in log] == [(1, 2), (2, 1)]
     assert all(e["peak_rss_mb"] >= e["rss_mb"] * 0.5 > 0 for e in log)
+
+
+def test_observation_turn_carries_the_hint_only_when_asked(tiny_processor):
+    zooms = [call((0.5, 0.0, 1.0, 0.5)), call((0.0, 0.5, 0.5, 1.0), "observation_1"), call((0.1, 0.2, 0.3, 0.4))]
+    script = {"a": zooms + [answer()]}
+    texts = {on: [m["content"][-1]["text"] for m in run(script, RolloutConfig(max_turns=4, hints=on),
+                                                          tiny_processor)["a"].messages[3::2]] for on in (False, True)}
+    assert not any("Tiles:" in t for t in texts[False])
+    assert texts[True][0] == texts[False][0] + "\n" + hints.hint_text((0.5, 0.0, 1.0, 0.5))
+    assert texts[True][1].endswith("Tiles: this view [0.5, 0.25, 0.75, 0.5], zoom in [0.5, 0.25, 0.625, 0.375], "
+                                   "next tile [0.75, 0.25, 1.0, 0.5].")
+    assert texts[True][2] == texts[False][2]  # not a tile: Mini-o3's text alone
