@@ -42,6 +42,9 @@ class BaseConfig:
     # share of training presence questions that pair a shape in view with a colour seen elsewhere in it
     # ("a red triangle?" over "blue triangle with a red dot"): the shipped base answered such "yes" (its model card)
     presence_hard: float = 0.0
+    # share of training examples that are the agent's step after a zoom (fragments.py): a continuation of the
+    # shipped base on them is what lets SFT learn to copy the tile hint's box (its model card)
+    step_share: float = 0.0
     weight_decay: float = 0.01
     eval_every: int = 200
     checkpoint_minutes: float = 3.0

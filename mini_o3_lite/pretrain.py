@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import protocol, scenes
+from . import fragments, protocol, scenes
 from .checkpoint import recover_checkpoint, save_checkpoint
 from .modeling import build_tiny, count_parameters, load, save
 from .presets import BaseConfig, Preset, load_preset
@@ -128,10 +128,13 @@ def task_turn(task: str, seen: list, rng: random.Random, data, region,
 def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "system", train: bool = False) -> Example:
     """One pretraining example from a freshly generated scene (train and test use disjoint seeds).
 
-    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`);
+    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`, and a
+    share `base.step_share` of the agent's step after a zoom, `fragments.py`);
     held-out examples always use the default mix, so every checkpoint is measured on the same questions.
     """
     defaults = BaseConfig()
+    if train and preset.base.step_share and rng.random() < preset.base.step_share:
+        return Example(*fragments.step_example(preset, seed, rng))
     weights = preset.base.task_weights if train else defaults.task_weights
     hard = preset.base.presence_hard if train else defaults.presence_hard
     data = preset.data
@@ -256,6 +259,8 @@ def predict(model, processor, examples: list[Example], batch_size: int = 32, max
 
 def is_correct(example: Example, reply: str) -> bool:
     """The reply's action is right: the answer word, or a zoom box overlapping the object (IoU >= 0.5)."""
+    if example.task in fragments.KINDS:  # a step fragment: its move or answer, word for word
+        return reply.split("</think>")[-1].strip() == example.answer
     action = protocol.parse_action(reply, len(example.images) - 1)
     if example.task == "box":
         return isinstance(action, protocol.ToolCall) and box_iou(list(action.bbox), json.loads(example.answer)) >= 0.5
@@ -265,11 +270,19 @@ def is_correct(example: Example, reply: str) -> bool:
 def evaluate(model, processor, examples: list[Example], batch_size: int = 32) -> dict:
     """Greedy accuracy per task and view depth: the action, and the description word for word."""
     hits: dict[str, list[float]] = {}
-    for ex, reply in zip(examples, predict(model, processor, examples, batch_size), strict=True):
+    # a step fragment's turn (description, verdict with its box, call) runs to ~130 tokens
+    longest = 160 if any(ex.task in fragments.KINDS for ex in examples) else 96
+    for ex, reply in zip(examples, predict(model, processor, examples, batch_size, longest), strict=True):
         ok = is_correct(ex, reply)
-        described = protocol.extract_think(reply) == protocol.extract_think(ex.messages[-1]["content"][0]["text"])
-        for key, value in ((ex.task, ok), (f"{ex.task}/d{ex.depth}", ok), ("describe", described),
-                           (f"describe/d{ex.depth}", described)):
+        if ex.task in fragments.KINDS:  # step fragments: the action, then the verdict as well
+            truth = ex.messages[-1]["content"][0]["text"]
+            pairs = (("fragment", ok), (f"fragment/{ex.task}", ok),
+                     ("fragment/verdict", fragments.score(truth, reply)["verdict"]))
+        else:
+            described = protocol.extract_think(reply) == protocol.extract_think(ex.messages[-1]["content"][0]["text"])
+            pairs = ((ex.task, ok), (f"{ex.task}/d{ex.depth}", ok), ("describe", described),
+                     (f"describe/d{ex.depth}", described))
+        for key, value in pairs:
             hits.setdefault(key, []).append(float(value))
     return {k: round(sum(v) / len(v), 4) for k, v in sorted(hits.items())} | {"n": len(examples)}
 
@@ -323,6 +336,8 @@ def train(preset: Preset, out: str | Path, init: str | Path | None = None, progr
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     held_out = example_batch(preset, "test", 0, min(cfg.n_eval, 128))
+    if cfg.step_share:  # and the agent's step after a zoom, when it is trained
+        held_out += [Example(*f) for f in fragments.held_out(preset, 8)]
     last_save, started = time.time(), time.time() - state["seconds"]
     bar = tqdm(range(state["step"], cfg.steps), initial=state["step"], total=cfg.steps, disable=not progress,
                desc="pretrain")

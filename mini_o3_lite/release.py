@@ -18,7 +18,7 @@ from . import scenes
 from .modeling import load, save
 from .pixels import max_visual_tokens
 from .presets import Preset
-from .pretrain import evaluate, example_batch, make_example, predict
+from .pretrain import Example, evaluate, example_batch, make_example, predict
 
 
 def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: int = 96) -> dict:
@@ -41,9 +41,39 @@ def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: 
     metrics = {"skills": skills, "presence_from_description": presence_from_description(model, processor, examples),
                "description_words": description_words(model, processor, preset),
                "tile_search_easy_medium_12_zooms": search["answer"],
-               "tile_search_easy_medium_12_zooms_description": search["description"]}
+               "tile_search_easy_medium_12_zooms_description": search["description"],
+               "step_fragments": step_fragments(model, processor, preset)}
     (Path(model_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
+
+
+def step_fragments(model, processor, preset: Preset, n_per_kind: int = 32) -> dict:
+    """The agent's step after a zoom (`fragments.py`), per verdict kind: how often the reply's description,
+    verdict (box included) and action equal the teacher's, word for word, on held-out fragments."""
+    from . import fragments
+
+    examples = fragments.held_out(preset, n_per_kind)
+    replies = predict(model, processor, [Example(*f) for f in examples], max_new_tokens=160)
+    rows: dict[str, list[dict]] = {}
+    for (messages, _, kind, _, _), reply in zip(examples, replies, strict=True):
+        rows.setdefault(kind, []).append(fragments.score(messages[-1]["content"][0]["text"], reply))
+    rows["all"] = [r for kind in fragments.KINDS for r in rows[kind]]
+    return {kind: {part: round(sum(r[part] for r in got) / len(got), 4) for part in got[0]} | {"n": len(got)}
+            for kind, got in rows.items()} | {"tile_hints": preset.tile_hints}
+
+
+def step_table(metrics: dict) -> str:
+    """The step-fragment results of `report` as a markdown table (empty for cards measured before them)."""
+    steps = metrics.get("step_fragments")
+    if not steps:
+        return ""
+    lines = ["| verdict kind | fragments | description | verdict | action |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {k} | {v['n']} | {v['description']:.3f} | {v['verdict']:.3f} | {v['action']:.3f} |"
+              for k, v in steps.items() if isinstance(v, dict)]
+    hints = "with" if steps["tile_hints"] else "without"
+    return ("## The agent's step after a zoom (`fragments.py`)\n"
+            f"Held-out two-view fragments {hints} tile hints, greedy: the reply's description, verdict (box included) "
+            "and action (call or answer), each word for word against the teacher's.\n\n" + "\n".join(lines) + "\n")
 
 
 def presence_from_description(model, processor, examples: list) -> dict:
@@ -192,6 +222,7 @@ teacher's rule: the target named -> yes, a spot of its colour -> maybe, else no)
 
 {search}
 
+{step_table(metrics)}
 ## What was tried, and what each gave
 {findings}
 """

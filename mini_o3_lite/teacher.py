@@ -96,8 +96,7 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
     if preset.tile_hints and not absolute:
         raise ValueError("tile hints name boxes of original_image: use them with absolute_boxes=True")
     target = scene.target
-    name, colour = target.name, target.colour
-    a = scenes.article(target.mark)
+    name = target.name
     views: list[scenes.Region] = [scenes.full_region(scene)]  # image i of the conversation
     turns: list[str] = []
     # DFS frames: (view index, depth, tile order, next position); a frame's tiles are zoomed from its view
@@ -143,31 +142,43 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
         index, depth = len(views) - 1, depth_of[parent] + 1
         depth_of[index] = depth
         thought, seen = describe(scene, region, preset)
-        found = next((lv for o, lv in seen if o.role == "target"), None)
-        same_colour = [(o, lv) for o, lv in seen if o.colour == colour]
-        if found == "mark":
+        kind, decision = verdict(scene, seen, depth)
+        if kind == "answer":
             if maintenance:
                 again = f"this view {protocol.box_text(box)}" if preset.tile_hints else "again"
                 turns.append(protocol.assistant_text(
-                    f"{thought} The {name} has {a} {target.mark} dot: check {again}.",
+                    f"{thought} {decision[:-1]}: check {again}.",
                     protocol.tool_call_text(box, source)))
                 views.append(region)
                 thought, _ = describe(scene, region, preset)
                 decision = f"Checked: the dot on the {name} is {target.mark}."
-            else:
-                decision = f"The {name} has {a} {target.mark} dot."
             turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.answer_text(target.mark)))
             return turns
-        if found == "shape" and depth < scenes.LEVELS:
-            decision = f"The {name} is here: zoom in."
+        if kind in ("here", "spot"):  # zoom in: this view's tiles are searched next
             frames.append([index, depth, order(region), 0])
-        elif any(lv == "spot" for _, lv in same_colour) and depth < scenes.LEVELS:
-            decision = f"{scenes.article(colour).capitalize()} {colour} spot: zoom in."
-            frames.append([index, depth, order(region), 0])
-        elif [o for o, _ in same_colour if o.role != "target"]:
-            decision = f"Not the {name}: next tile."
-        else:
-            decision = f"No {colour} here: next tile."
+
+
+def verdict(scene: scenes.Scene, seen: list, depth: int) -> tuple[str, str]:
+    """The teacher's decision on a view `depth` zooms deep, from what it shows (`scenes.seen`): (kind, words).
+
+    Kinds: "answer" (the dot is readable), "here" (the target, too small to read: zoom in), "spot" (a
+    speck of its colour: zoom in), "decoy" (its colour on another shape) and "none"; the last four end
+    in a move. One function, so the scripted searches and the base's step fragments (`fragments.py`)
+    say the same words.
+    """
+    target = scene.target
+    name, colour = target.name, target.colour
+    found = next((lv for o, lv in seen if o.role == "target"), None)
+    same_colour = [(o, lv) for o, lv in seen if o.colour == colour]
+    if found == "mark":
+        return "answer", f"The {name} has {scenes.article(target.mark)} {target.mark} dot."
+    if found == "shape" and depth < scenes.LEVELS:
+        return "here", f"The {name} is here: zoom in."
+    if any(lv == "spot" for _, lv in same_colour) and depth < scenes.LEVELS:
+        return "spot", f"{scenes.article(colour).capitalize()} {colour} spot: zoom in."
+    if [o for o, _ in same_colour if o.role != "target"]:
+        return "decoy", f"Not the {name}: next tile."
+    return "none", f"No {colour} here: next tile."
 
 
 def pattern_of(turns: list[str], direct: bool, maintenance: bool) -> str:

@@ -1,6 +1,6 @@
 """The model card's generated parts: tile-search table and the presence sentence, from a metrics dict."""
 
-from mini_o3_lite.release import presence_line, search_table
+from mini_o3_lite.release import presence_line, search_table, step_table
 
 METRICS = {
     "skills": {"presence": 0.85},
@@ -21,3 +21,12 @@ def test_presence_line_sets_description_against_answer_word():
     line = presence_line(METRICS)
     assert "(304 questions;" in line and ": 0.970 (d0 0.960, d1 0.980), against 0.850" in line
     assert presence_line({"skills": {"presence": 0.85}}) == ""
+
+
+def test_step_table_has_a_row_per_verdict_kind_and_is_empty_for_older_cards():
+    steps = {"none": {"description": 0.9, "verdict": 0.5, "action": 0.5, "n": 32},
+             "all": {"description": 0.8, "verdict": 0.4, "action": 0.45, "n": 160}, "tile_hints": True}
+    table = step_table(METRICS | {"step_fragments": steps})
+    assert "with tile hints" in table
+    assert "| none | 32 | 0.900 | 0.500 | 0.500 |" in table and "| all | 160 | 0.800 | 0.400 | 0.450 |" in table
+    assert step_table(METRICS) == ""
