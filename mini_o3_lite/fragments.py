@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 
 from . import hints, protocol, scenes
-from .teacher import verdict
+from .teacher import naming_box, opening, verdict
 
 KINDS = {"none": 0.3, "decoy": 0.2, "spot": 0.15, "here": 0.1, "answer": 0.25}
 DEPTHS = (1, 2, 2, 3)  # zooms from the original to the fragment's tile
@@ -68,14 +68,14 @@ def step_example(preset, seed: int, rng: random.Random, kind: str | None = None)
     def described(r: scenes.Region) -> str:
         return scenes.describe(scenes.seen(scene, r, preset.min_pixels, preset.max_pixels), data.colours, data.shapes)
 
-    first = protocol.assistant_text(f"I see {described(full)}. Search the tiles for the {scene.target.name}.",
+    first = protocol.assistant_text(f"I see {described(full)}. {opening(scene.target.name)}",
                                     protocol.tool_call_text(fraction(region), protocol.ORIGINAL_IMAGE))
     if kind == "answer":
         action = protocol.answer_text(scene.target.mark)
     else:
         action = protocol.tool_call_text(fraction(move), protocol.ORIGINAL_IMAGE)
         if preset.tile_hints:  # the teacher's words with hints: the verdict names the box it zooms
-            decision = f"{decision[:-1]} {protocol.box_text(fraction(move))}."
+            decision = naming_box(decision, fraction(move))
     hint = hints.hint_text(fraction(region)) if preset.tile_hints else None
     last = protocol.assistant_text(f"I see {described(region)}. {decision}", action)
     messages = protocol.messages_for(scene.question) + [

@@ -122,7 +122,7 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
 
     thought, seen = describe(scene, views[0], preset)
     frames.append([0, 0, order(views[0]), 0])
-    decision = f"Search the tiles for the {name}."
+    decision = opening(name)
     depth_of = {0: 0}
     while True:
         call = next_call()
@@ -136,7 +136,7 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
             W, H = views[0][2], views[0][3]
             source, box = protocol.ORIGINAL_IMAGE, (region[0] / W, region[1] / H, region[2] / W, region[3] / H)
         if preset.tile_hints and len(views) > 1:
-            decision = f"{decision[:-1]} {protocol.box_text(box)}."
+            decision = naming_box(decision, box)
         turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.tool_call_text(box, source)))
         views.append(region)
         index, depth = len(views) - 1, depth_of[parent] + 1
@@ -156,6 +156,16 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
             return turns
         if kind in ("here", "spot"):  # zoom in: this view's tiles are searched next
             frames.append([index, depth, order(region), 0])
+
+
+def opening(name: str) -> str:
+    """The decision of every search's first turn, on the original image."""
+    return f"Search the tiles for the {name}."
+
+
+def naming_box(decision: str, box) -> str:
+    """With tile hints, a move's decision ends with the box it zooms ("No red here: next tile [..].")."""
+    return f"{decision[:-1]} {protocol.box_text(box)}."
 
 
 def verdict(scene: scenes.Scene, seen: list, depth: int) -> tuple[str, str]:
