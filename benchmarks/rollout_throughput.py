@@ -36,7 +36,7 @@ def main() -> None:
     records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=args.n)
     images = [images[r.id] for r in records]
     base = dict(max_turns=args.max_turns, max_new_tokens=preset.max_new_tokens, do_sample=False,
-                context_length=preset.context_length, context_reserve=preset.context_reserve)
+                context_length=preset.context_length, context_reserve=preset.context_reserve, hints=preset.tile_hints)
     results = {}
     for reuse in (True, False):
         for size in (args.batch_size, 1):

@@ -123,11 +123,12 @@ def no_tool(model, processor, records, images, config: RolloutConfig | None = No
 
 
 def verdict_kind(verdict: str, colours, shapes) -> str:
-    """A verdict's wording with its colours and shapes replaced by C and S ("No C here: next tile.")."""
+    """A verdict's wording with its colours and shapes replaced by C and S, and a tile hint's box by [..]
+    ("No C here: next tile [..]."), so that verdicts of one kind group together."""
     for words, letter in ((shapes, "S"), (colours, "C")):
         if words:
             verdict = re.sub(rf"\b(?:{'|'.join(map(re.escape, words))})\b", letter, verdict)
-    return re.sub(r"\b([Aa])n C\b", r"\1 C", verdict)
+    return re.sub(r"\b([Aa])n C\b", r"\1 C", re.sub(r"\[[^\]]*\]", "[..]", verdict))
 
 
 @torch.no_grad()

@@ -74,10 +74,10 @@ class SFTConfig:
 class RLConfig:
     """Multi-turn GRPO (grpo.py); clip range and reward follow Mini-o3's code."""
 
-    steps: int = 20  # tiny: ~10 CPU minutes per variant (Mini-o3: 256 prompts x 16 rollouts a step, lr 1e-6)
-    # Turn budget of RL rollouts; None: the preset's max_turns_train (Mini-o3: 6). Tiny: 10, because the SFT
-    # policy's tile search takes 9.4 turns on average, and at 6 turns only 10% of its greedy searches end in
-    # a right answer (notebook 04's run), too sparse a reward for 20 steps of 32 rollouts.
+    steps: int = 20  # tiny: 27-38 CPU minutes per variant (Mini-o3: 256 prompts x 16 rollouts a step, lr 1e-6)
+    # Turn budget of RL rollouts; None: the preset's max_turns_train (Mini-o3: 6). Tiny: 10, set for the SFT
+    # agent without tile hints (9.4 turns on average, 10% of its greedy searches right within 6 turns: too
+    # sparse a reward for 20 steps of 32 rollouts); the hint agent: 8.6 turns, 0.25 within 6 (notebook 05).
     max_turns: int | None = None
     prompts_per_step: int = 4
     group_size: int = 8
@@ -114,8 +114,8 @@ class Preset:
     rollout_batch_size: int
     eval_batch_size: int
     # kit-only: each observation turn ends with the boxes a tile search zooms next (hints.py); the tiny model
-    # copies a box but cannot compute the next one. False is Mini-o3's observation text. Off until a base
-    # trained on hint fragments ships (measured with one: 0.39 vs 0.28; turns need ~160 new tokens then)
+    # copies a box but cannot compute the next one. False is Mini-o3's observation text (the full preset).
+    # Tiny: on, with a base pretrained on hint fragments (fragments.py); its SFT agent 0.43 vs 0.28 without
     tile_hints: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     base: BaseConfig = field(default_factory=BaseConfig)
@@ -135,9 +135,10 @@ TINY = Preset(
     max_turns_eval=16,
     context_length=4096,
     context_reserve=256,
-    max_new_tokens=96,
+    max_new_tokens=160,  # a turn with hints: description, verdict with the hint's box, the call (~110 tokens)
     rollout_batch_size=16,
     eval_batch_size=32,
+    tile_hints=True,
     rl=RLConfig(max_turns=10),
 )
 

@@ -24,10 +24,10 @@ in reading order from the original down), so that the next box follows from a na
 rather than from box arithmetic, did not stop the loops either: 0.16 of 96 (29 out of turns, 13
 invalid actions, repeated boxes in 60 searches), from the same base with the same SFT.
 Boxes relative to the view they split (`absolute_boxes=False`, Mini-o3's form: the next tile is one
-of four fixed boxes of the same `observation_<i>`) were measured again with the shipped base and SFT
+of four fixed boxes of the same `observation_<i>`) were measured again with the stage-3 base and SFT
 recipe: 0.00 of 96 (89 out of turns); and three times the scenes for a third of the epochs (1,091
 trajectories, the same 183 steps), 0.04 (70 out of turns): the successor box is learned from
-repetition, if at all (`evaluate.diagnose`: the shipped agent's box after "next tile" is the next
+repetition, if at all (`evaluate.diagnose`: the no-hint agent's box after "next tile" is the next
 tile 46 of 610 times; its second zoom follows 72 of 95 times, its third 7 of 83). A scan of the 4 x 4
 tiles in reading order, where the k-th zoom is the k-th tile whatever was seen, so that no box has to
 follow from the one before: 0.15 of 96 (55 out of turns; followed for the first row, then lost).

@@ -138,9 +138,9 @@ def test_diagnose_counts_moves_that_leave_the_search_order(tiny_processor):
     records, images = split(8)
     turns = {r.id: teacher.search_turns(scenes.scene_from_meta(r.meta, r.difficulty), P, False, False, True)
              for r in records}
-    rid = next(i for i, ts in turns.items() if sum("next tile." in t for t in ts) >= 1)
+    rid = next(i for i, ts in turns.items() if sum("next tile" in t for t in ts) >= 1)
     record = next(r for r in records if r.id == rid)
-    k = next(i for i, t in enumerate(turns[rid]) if "next tile." in t)
+    k = next(i for i, t in enumerate(turns[rid]) if "next tile" in t)
     box = turns[rid][k - 1].split("<grounding>")[1]
     # turn k zooms the previous tile again; the original turn k comes after it, cut by the turn limit
     looped = turns[rid][:k] + [turns[rid][k].split("<grounding>")[0] + "<grounding>" + box, turns[rid][k]]
@@ -193,3 +193,5 @@ def test_teacher_forced_reads_each_part_of_a_turn_alone(tiny_processor):
         assert row["verdict_first"] == row["verdict"] == (not starts_the) and row["description"] and row["action"]
     assert any(r["kind"].startswith("The ") for r in habit)  # every search ends on "The <target> has ..."
     assert evaluate.verdict_kind("An orange spot: zoom in.", ("orange",), ("square",)) == "A C spot: zoom in."
+    hinted = "No red here: next tile [0.5, 0.0, 1.0, 0.5]."  # a tile hint's box groups as [..]
+    assert evaluate.verdict_kind(hinted, ("red",), ()) == "No C here: next tile [..]."

@@ -42,7 +42,7 @@ def test_fragment_is_the_teachers_step_with_the_hints_box(kind):
 
 
 def test_fragments_without_hints_keep_mini_o3_observation_text():
-    preset = load_preset("tiny")
+    preset = load_preset("tiny", tile_hints=False)
     messages, *_ = fragments.step_example(preset, 7, random.Random(0), "none")
     assert "Tiles:" not in text(messages[3])
     assert re.search(r"No \w+ here: next tile\.</think>", text(messages[4]))

@@ -169,7 +169,8 @@ def test_cache_reuse_across_turns_gives_the_same_rollouts():
     model, processor = modeling.load(modeling.shipped("sft"))  # a model that zooms, so turns carry new images
     records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=3)
     images = [images[r.id] for r in records]
-    cfg = RolloutConfig(max_turns=5, max_new_tokens=64, do_sample=False, batch_size=3)
+    cfg = RolloutConfig(max_turns=5, max_new_tokens=preset.max_new_tokens, do_sample=False, batch_size=3,
+                        hints=preset.tile_hints)  # the shipped agent's own protocol
     reused, fresh = (rollout(records, images, processor, model_policy(model, cfg, reuse_cache=r), cfg)
                      for r in (True, False))
     assert max(t.turns for t in reused) >= 3 and sum(len(t.images) for t in reused) >= 6
