@@ -92,6 +92,27 @@ def memory_callback():
     return MemoryCallback()
 
 
+def resumable(trainer_cls):
+    """`trainer_cls` whose resume loads a full checkpoint's weights through `from_pretrained`.
+
+    Written by hand because transformers 5 saves Qwen2.5-VL in its original key layout (`visual.*`,
+    `model.layers.*`) while `Trainer._load_from_checkpoint` loads the file into the renamed modules
+    (`model.visual.*`, `model.language_model.*`) without converting: no key matches, the weights stay
+    at `init` while the optimizer and schedule resume (tests/test_sft.py). `from_pretrained` converts.
+    LoRA checkpoints (adapters only) keep the trainer's own loading.
+    """
+
+    class Resumable(trainer_cls):
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+            model = self.model if model is None else model
+            if hasattr(model, "peft_config"):
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            saved = type(model).from_pretrained(resume_from_checkpoint, dtype=model.dtype)
+            model.load_state_dict(saved.state_dict())  # strict: every weight, or an error that names it
+
+    return Resumable
+
+
 def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, **overrides) -> dict:
     """Fine-tune the checkpoint `init` on the trajectories; the result is saved to `out` (HF directory).
 
@@ -106,8 +127,8 @@ def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, *
     peft = lora_config(preset.sft.lora_rank) if preset.sft.lora else None
     dataset = to_dataset(trajectories)
     args = sft_config(preset, out, len(dataset), **overrides)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor, peft_config=peft,
-                         callbacks=[memory_callback()])
+    trainer = resumable(SFTTrainer)(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                                    peft_config=peft, callbacks=[memory_callback()])
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     checkpoints = sorted(Path(args.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)

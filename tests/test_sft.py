@@ -66,3 +66,29 @@ def test_tiny_sft_run_trains_language_only_and_saves(tiny, tmp_path):
     changed = {n for n, p in after.named_parameters() if not torch.equal(p, before[n])}
     assert changed and all(not n.startswith("model.visual") for n in changed)  # vision tower frozen
     assert (tmp_path / "sft" / "sft_log.json").is_file()
+
+
+def test_interrupted_sft_resumes_to_the_same_weights(tiny, tmp_path):
+    import shutil
+
+    import torch
+
+    from mini_o3_lite import modeling, sft
+    from mini_o3_lite.presets import load_preset
+
+    model, processor = tiny
+    init = modeling.save(model, processor, tmp_path / "init")
+    trajs = [trajectory(processor) for _ in range(2)]
+    preset = load_preset("tiny", **{"sft.batch_size": 2, "sft.epochs": 3.0, "sft.lr": 1e-3})
+    sft.train_sft(preset, trajs, tmp_path / "whole", init, logging_steps=1, save_steps=1)
+    sft.train_sft(preset, trajs, tmp_path / "cut", init, logging_steps=1, save_steps=1)
+    # an interrupt during step 3 of 3: checkpoint-2 is the last one a killed run would leave
+    shutil.rmtree(tmp_path / "cut" / "checkpoints" / "checkpoint-3")
+    (tmp_path / "cut" / "model.safetensors").unlink()
+    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-2").is_dir()
+    summary = sft.train_sft(preset, trajs, tmp_path / "cut", init, logging_steps=1, save_steps=1)
+    assert summary["steps"] == 3 and [e["step"] for e in summary["curve"]] == [1, 2, 3]  # the log carries on, once
+    whole, _ = modeling.load(tmp_path / "whole")
+    resumed = dict(modeling.load(tmp_path / "cut")[0].named_parameters())
+    for name, p in whole.named_parameters():
+        assert torch.allclose(p, resumed[name], atol=1e-6), name
