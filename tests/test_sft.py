@@ -1,4 +1,4 @@
-"""Cold-start SFT: exactly which tokens carry loss, and a tiny end-to-end run through TRL's SFTTrainer."""
+"""Cold-start SFT: exactly which tokens carry loss, a tiny end-to-end run through TRL's SFTTrainer, exact resume."""
 
 from __future__ import annotations
 
