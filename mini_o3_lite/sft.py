@@ -98,7 +98,8 @@ def resumable(trainer_cls):
     Written by hand because transformers 5 saves Qwen2.5-VL in its original key layout (`visual.*`,
     `model.layers.*`) while `Trainer._load_from_checkpoint` loads the file into the renamed modules
     (`model.visual.*`, `model.language_model.*`) without converting: no key matches, the weights stay
-    at `init` while the optimizer and schedule resume (tests/test_sft.py). `from_pretrained` converts.
+    at `init` while the optimizer and schedule resume (huggingface/transformers#43701, open; tests/test_sft.py).
+    `from_pretrained` converts.
     LoRA checkpoints (adapters only) keep the trainer's own loading.
     """
 
