@@ -42,6 +42,9 @@ class BaseConfig:
     # share of training presence questions that pair a shape in view with a colour seen elsewhere in it
     # ("a red triangle?" over "blue triangle with a red dot"): the shipped base answered such "yes" (its model card)
     presence_hard: float = 0.0
+    # share of training presence questions asked over another scene's view, with the loss on the answer word
+    # only: the words are right, the picture is not, so the answer can only come from the description
+    presence_blind: float = 0.0
     # share of training examples that are the agent's step after a zoom (fragments.py): a continuation of the
     # shipped base on them is what lets SFT learn to copy the tile hint's box (its model card)
     step_share: float = 0.0

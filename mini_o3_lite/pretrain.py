@@ -53,6 +53,7 @@ class Example:
     task: str
     depth: int
     answer: str
+    answer_only: bool = False  # loss on the answer alone (`base.presence_blind`)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -128,8 +129,8 @@ def task_turn(task: str, seen: list, rng: random.Random, data, region,
 def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "system", train: bool = False) -> Example:
     """One pretraining example from a freshly generated scene (train and test use disjoint seeds).
 
-    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`, and a
-    share `base.step_share` of the agent's step after a zoom, `fragments.py`);
+    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`,
+    `base.presence_blind`, and a share `base.step_share` of the agent's step after a zoom, `fragments.py`);
     held-out examples always use the default mix, so every checkpoint is measured on the same questions.
     """
     defaults = BaseConfig()
@@ -153,6 +154,12 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
     question, action, answer = turn
     canvas = scene.render()
     view = canvas.crop(region)
+    side = random.Random(f"blind/{seed}")  # its own stream: the other examples of a run stay as they were
+    blind = train and task == "presence" and side.random() < preset.base.presence_blind
+    if blind:  # another scene's view under this view's words: only the words tell the answer
+        other = scenes.generate(seed + 1 + side.randrange(1000), side.choice(list(scenes.DIFFICULTIES)), data.canvas,
+                                preset.min_pixels, preset.max_pixels, data.colours, data.shapes)
+        view = other.render().crop(random_view(other, side)[0])
     thought = f"I see {scenes.describe(seen, data.colours, data.shapes)}."
     target = protocol.assistant_text(thought, action)
     messages = protocol.messages_for(question)[0 if layout == "system" else 1 :]
@@ -168,7 +175,7 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
                      protocol.observation_message(1)]
         images = [canvas, view]
     messages.append({"role": "assistant", "content": [{"type": "text", "text": target}]})
-    return Example(messages, images, task, depth, answer)
+    return Example(messages, images, task, depth, answer, blind)
 
 
 def example_batch(preset: Preset, split: str, index: int, n: int) -> list[Example]:
@@ -222,6 +229,13 @@ def collate(examples: list[Example], processor, train: bool = True) -> dict[str,
                       return_tensors="pt")
     if train:
         batch["labels"] = final_turn_labels(batch["input_ids"], batch["attention_mask"], tokenizer)
+        for row, ex in enumerate(examples):
+            if ex.answer_only:  # mask the description: the loss is on "<answer>...</answer>" alone
+                labelled = (batch["labels"][row] != -100).nonzero().flatten().tolist()
+                ids = batch["input_ids"][row].tolist()
+                # the first token of the shortest labelled tail that holds "<answer" (it may merge with a neighbour)
+                start = next(k for k in reversed(labelled) if "<answer" in tokenizer.decode(ids[k : labelled[-1] + 1]))
+                batch["labels"][row, :start] = -100
     return dict(batch)
 
 

@@ -61,6 +61,23 @@ def test_labels_cover_only_the_final_assistant_turn(tiny_processor):
         assert tok.decode(labelled) == ex.messages[-1]["content"][0]["text"] + "<|im_end|>"
 
 
+def test_blind_presence_puts_the_loss_on_the_answer_alone(tiny_processor):
+    blind = load_preset("tiny", **{"base.presence_blind": 1.0, "base.task_weights": (1.0, 0.0, 0.0, 0.0)})
+    seeing = load_preset("tiny", **{"base.task_weights": (1.0, 0.0, 0.0, 0.0)})
+    examples, control = pretrain.example_batch(blind, "train", 3, 4), pretrain.example_batch(seeing, "train", 3, 4)
+    assert all(e.answer_only for e in examples) and not any(e.answer_only for e in control)
+    # the same words and answers, another scene's picture
+    assert [e.messages for e in examples] == [e.messages for e in control]
+    assert all(a.images[-1].tobytes() != b.images[-1].tobytes() for a, b in zip(examples, control, strict=True))
+    batch = pretrain.collate(examples, tiny_processor)
+    for row, ex in enumerate(examples):
+        labelled = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        text = tiny_processor.tokenizer.decode(labelled)
+        assert text.endswith(f"<answer>{ex.answer}</answer><|im_end|>") and len(text) <= len(ex.answer) + 32, text
+    # held-out examples never go blind
+    assert not any(e.answer_only for e in pretrain.example_batch(blind, "test", 0, 8))
+
+
 def test_resume_after_interrupt_gives_the_same_model(tmp_path):
     full = load_preset("tiny", **TOY, **{"base.steps": 4})
     pretrain.train(full, tmp_path / "straight", progress=False, log=lambda s: None)
