@@ -44,6 +44,7 @@ class BaseConfig:
     presence_hard: float = 0.0
     # share of training presence questions asked over another scene's view, with the loss on the answer word
     # only: the words are right, the picture is not, so the answer can only come from the description
+    # (tried as a continuation of the shipped base; it did not raise presence: its model card)
     presence_blind: float = 0.0
     # share of training examples that are the agent's step after a zoom (fragments.py): a continuation of the
     # shipped base on them is what lets SFT learn to copy the tile hint's box (its model card)
