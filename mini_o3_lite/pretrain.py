@@ -161,6 +161,8 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
                                 preset.min_pixels, preset.max_pixels, data.colours, data.shapes)
         view = other.render().crop(random_view(other, side)[0])
     thought = f"I see {scenes.describe(seen, data.colours, data.shapes)}."
+    if task == "presence" and preset.base.presence_lookup:
+        thought += " " + scenes.lookup(seen, question.split()[3], data.shapes)  # "Is there a <colour> ..."
     target = protocol.assistant_text(thought, action)
     messages = protocol.messages_for(question)[0 if layout == "system" else 1 :]
     images = [view]
@@ -281,6 +283,12 @@ def is_correct(example: Example, reply: str) -> bool:
     return isinstance(action, protocol.Answer) and action.text == example.answer
 
 
+def description(reply: str) -> str | None:
+    """The thought's first sentence, "I see ...", without a look-up line after it (`base.presence_lookup`)."""
+    think = protocol.extract_think(reply)
+    return None if think is None else think.split(".")[0]
+
+
 def evaluate(model, processor, examples: list[Example], batch_size: int = 32) -> dict:
     """Greedy accuracy per task and view depth: the action, and the description word for word."""
     hits: dict[str, list[float]] = {}
@@ -293,7 +301,7 @@ def evaluate(model, processor, examples: list[Example], batch_size: int = 32) ->
             pairs = (("fragment", ok), (f"fragment/{ex.task}", ok),
                      ("fragment/verdict", fragments.score(truth, reply)["verdict"]))
         else:
-            described = protocol.extract_think(reply) == protocol.extract_think(ex.messages[-1]["content"][0]["text"])
+            described = description(reply) == description(ex.messages[-1]["content"][0]["text"])
             pairs = ((ex.task, ok), (f"{ex.task}/d{ex.depth}", ok), ("describe", described),
                      (f"describe/d{ex.depth}", described))
         for key, value in pairs:

@@ -193,6 +193,20 @@ def describe(seen_objects: list[tuple[SceneObject, str]], colours: tuple[str, ..
     return text or "nothing"
 
 
+def lookup(seen_objects: list[tuple[SceneObject, str]], colour: str, shapes: tuple[str, ...]) -> str:
+    """The look-up line after a description, for a presence question about `colour`: "green: triangle, spot."
+
+    The description alone decides the answer, but the rule is a conjunction (colour and shape on one
+    object, else a spot of the colour) that a 4-layer model learns slowly; written out, each step is a
+    one-word match, as in DESIGN.md section 6's probe (`base.presence_lookup`, the base's model card).
+    The colour stays lower case: the same token as in the question, so the line starts with a copy.
+    """
+    order = {s: i for i, s in enumerate(shapes)}
+    found = sorted({o.shape for o, lv in seen_objects if o.colour == colour and lv != "spot"}, key=order.__getitem__)
+    found += ["spot"] if any(o.colour == colour and lv == "spot" for o, lv in seen_objects) else []
+    return f"{colour}: {', '.join(found) or 'none'}."
+
+
 def article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 

@@ -58,7 +58,7 @@ def presence_in_words(reply: str, name: str) -> str | None:
     think = protocol.extract_think(reply)
     if think is None or not think.startswith("I see "):
         return None
-    objects, _, spots = think.partition("spots:")
+    objects, _, spots = think.split(".")[0].partition("spots:")  # the description, not a look-up line after it
     if re.search(rf"\b{re.escape(name)}\b", objects):
         return "yes"
     return "maybe" if re.search(rf"\b{re.escape(name.split()[0])}\b", spots) else "no"

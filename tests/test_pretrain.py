@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from mini_o3_lite import pretrain, protocol, scenes
+from mini_o3_lite import pretrain, protocol, scenes, tilesearch
 from mini_o3_lite.modeling import load
 from mini_o3_lite.presets import load_preset
 
@@ -76,6 +76,22 @@ def test_blind_presence_puts_the_loss_on_the_answer_alone(tiny_processor):
         assert text.endswith(f"<answer>{ex.answer}</answer><|im_end|>") and len(text) <= len(ex.answer) + 32, text
     # held-out examples never go blind
     assert not any(e.answer_only for e in pretrain.example_batch(blind, "test", 0, 8))
+
+
+def test_presence_lookup_line_decides_the_answer():
+    looked, plain = load_preset("tiny", **{"base.presence_lookup": True}), load_preset("tiny")
+    pairs = zip(*(pretrain.example_batch(p, "test", 0, 32) for p in (looked, plain)), strict=True)
+    asked = [(ex, control) for ex, control in pairs if ex.task == "presence"]
+    assert len(asked) >= 8
+    for ex, control in asked:
+        text, question = ex.messages[-1]["content"][0]["text"], ex.messages[-2]["content"][-1]["text"]
+        first, line = protocol.extract_think(text).split(". ", 1)
+        # the description is the one without the line; the line's shapes decide the answer
+        assert pretrain.description(text) == pretrain.description(control.messages[-1]["content"][0]["text"]) == first
+        found = line.rstrip(".").split(": ")[1].split(", ")
+        shape = question.split()[4]
+        assert ex.answer == ("yes" if shape in found else "maybe" if "spot" in found else "no"), text
+        assert tilesearch.presence_in_words(text, " ".join(question.split()[3:5])) == ex.answer
 
 
 def test_resume_after_interrupt_gives_the_same_model(tmp_path):

@@ -190,6 +190,16 @@ def test_describe_order_and_wording():
     assert scene.question == "What colour is the dot on the red square?" and scene.answer == "blue"
 
 
+def test_lookup_line_lists_the_asked_colour():
+    seen = scenes.seen(_hand_scene(), (0, 0, 256, 256), LO, HI)
+    shapes = ("circle", "square")
+    # red: two readable objects (shape order); green: one readable and one spot; purple: only a spot
+    assert scenes.lookup(seen, "red", shapes) == "red: circle, square."
+    assert scenes.lookup(seen, "green", shapes) == "green: circle, spot."
+    assert scenes.lookup(seen, "purple", shapes) == "purple: spot."
+    assert scenes.lookup(seen, "blue", shapes) == "blue: none."
+
+
 # ---------------------------------------------------------------------------------------------- records
 def test_scene_from_meta_round_trip_gives_the_same_views():
     for difficulty in scenes.DIFFICULTIES:
