@@ -47,7 +47,8 @@ class BaseConfig:
     # (tried as a continuation of the shipped base; it did not raise presence: its model card)
     presence_blind: float = 0.0
     # presence answers think in two sentences: the description, then a look-up line for the asked colour
-    # ("green: triangle, spot."), from which the answer is a one-word match (`scenes.lookup`)
+    # ("green: triangle, spot."), from which the answer is a one-word match (`scenes.lookup`); tried as a
+    # continuation of the shipped base, the line followed the picture and presence did not rise (its model card)
     presence_lookup: bool = False
     # share of training examples that are the agent's step after a zoom (fragments.py): a continuation of the
     # shipped base on them is what lets SFT learn to copy the tile hint's box (its model card)
