@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from . import protocol, scenes
-from .pretrain import Example, collate
+from .pretrain import Example, collate, description
 
 Query = tuple[str, Image.Image]  # (question, view)
 
@@ -55,10 +55,10 @@ def target_name(question: str) -> str:
 
 def presence_in_words(reply: str, name: str) -> str | None:
     """The presence verdict a reply's description implies (the teacher's rule); None without a description."""
-    think = protocol.extract_think(reply)
+    think = description(reply)  # the first sentence, not a look-up line after it
     if think is None or not think.startswith("I see "):
         return None
-    objects, _, spots = think.split(".")[0].partition("spots:")  # the description, not a look-up line after it
+    objects, _, spots = think.partition("spots:")
     if re.search(rf"\b{re.escape(name)}\b", objects):
         return "yes"
     return "maybe" if re.search(rf"\b{re.escape(name.split()[0])}\b", spots) else "no"
