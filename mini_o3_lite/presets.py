@@ -43,7 +43,8 @@ class BaseConfig:
     # ("a red triangle?" over "blue triangle with a red dot"): the shipped base answered such "yes" (its model card)
     presence_hard: float = 0.0
     # share of training presence questions asked over another scene's view, with the loss on the answer word
-    # only: the words are right, the picture is not, so the answer can only come from the description
+    # only (and on the look-up line before it, with `presence_lookup`): the words are right, the picture is
+    # not, so the answer can only come from the description
     # (tried as a continuation of the shipped base; it did not raise presence: its model card)
     presence_blind: float = 0.0
     # presence answers think in two sentences: the description, then a look-up line for the asked colour

@@ -53,7 +53,7 @@ class Example:
     task: str
     depth: int
     answer: str
-    answer_only: bool = False  # loss on the answer alone (`base.presence_blind`)
+    answer_only: bool = False  # loss on what follows the description alone (`base.presence_blind`)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,11 +232,14 @@ def collate(examples: list[Example], processor, train: bool = True) -> dict[str,
     if train:
         batch["labels"] = final_turn_labels(batch["input_ids"], batch["attention_mask"], tokenizer)
         for row, ex in enumerate(examples):
-            if ex.answer_only:  # mask the description: the loss is on "<answer>...</answer>" alone
+            if ex.answer_only:  # mask the description: the loss is on the look-up line, if any, and the answer
+                target = ex.messages[-1]["content"][0]["text"]
+                line = protocol.extract_think(target).removeprefix(description(target) + ".").strip()
+                marker = line or "<answer"
                 labelled = (batch["labels"][row] != -100).nonzero().flatten().tolist()
                 ids = batch["input_ids"][row].tolist()
-                # the first token of the shortest labelled tail that holds "<answer" (it may merge with a neighbour)
-                start = next(k for k in reversed(labelled) if "<answer" in tokenizer.decode(ids[k : labelled[-1] + 1]))
+                # the first token of the shortest labelled tail that holds the marker (it may merge with a neighbour)
+                start = next(k for k in reversed(labelled) if marker in tokenizer.decode(ids[k : labelled[-1] + 1]))
                 batch["labels"][row, :start] = -100
     return dict(batch)
 

@@ -78,6 +78,21 @@ def test_blind_presence_puts_the_loss_on_the_answer_alone(tiny_processor):
     assert not any(e.answer_only for e in pretrain.example_batch(blind, "test", 0, 8))
 
 
+def test_blind_presence_with_lookup_puts_the_loss_on_the_line_and_answer(tiny_processor):
+    blind = load_preset("tiny", **{"base.presence_blind": 1.0, "base.presence_lookup": True,
+                                   "base.task_weights": (1.0, 0.0, 0.0, 0.0)})
+    examples = pretrain.example_batch(blind, "train", 3, 4)
+    batch = pretrain.collate(examples, tiny_processor)
+    for row, ex in enumerate(examples):
+        labelled = batch["labels"][row][batch["labels"][row] != -100].tolist()
+        text = tiny_processor.tokenizer.decode(labelled)
+        target = ex.messages[-1]["content"][0]["text"]
+        line = protocol.extract_think(target).split(". ", 1)[1]
+        # the look-up line and the answer are learned, the description (not what the picture shows) is not
+        assert target.endswith(text.removesuffix("<|im_end|>")) and line in text and "I see" not in text, text
+        assert len(text) <= len(line) + len(ex.answer) + 40, text
+
+
 def test_presence_lookup_line_decides_the_answer():
     looked, plain = load_preset("tiny", **{"base.presence_lookup": True}), load_preset("tiny")
     pairs = zip(*(pretrain.example_batch(p, "test", 0, 32) for p in (looked, plain)), strict=True)
