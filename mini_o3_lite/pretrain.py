@@ -54,6 +54,7 @@ class Example:
     depth: int
     answer: str
     answer_only: bool = False  # loss on what follows the description alone (`base.presence_blind`)
+    detail_px: float | None = None  # recognition: the dot's diameter in view pixels (readable from `scenes.MARK_PX`)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,12 +127,14 @@ def task_turn(task: str, seen: list, rng: random.Random, data, region,
     return f"Zoom in on the {obj.colour} object.", call, json.dumps(box)
 
 
-def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "system", train: bool = False) -> Example:
+def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "system", train: bool = False,
+                 pose: str | None = None) -> Example:
     """One pretraining example from a freshly generated scene (train and test use disjoint seeds).
 
     `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`,
     `base.presence_blind`, and a share `base.step_share` of the agent's step after a zoom, `fragments.py`);
     held-out examples always use the default mix, so every checkpoint is measured on the same questions.
+    `pose`: this task instead of one drawn from the mix (a view that cannot pose it is redrawn).
     """
     defaults = BaseConfig()
     if train and preset.base.step_share and rng.random() < preset.base.step_share:
@@ -145,13 +148,17 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
                                 data.colours, data.shapes)
         region, depth, tiles = random_view(scene, rng)
         seen = scenes.seen(scene, region, preset.min_pixels, preset.max_pixels)
-        task = rng.choices(TASKS, weights)[0]
+        task = pose or rng.choices(TASKS, weights)[0]
         two_view = depth > 0 and layout == "two_view"  # the view arrives as observation_1
         turn = task_turn(task, seen, rng, data, region, "observation_1" if two_view else protocol.ORIGINAL_IMAGE, hard)
         if turn is not None:
             break
         seed += 1 + rng.randrange(1000)  # stay in this split's seed stream
     question, action, answer = turn
+    detail = None
+    if task == "recognition":  # how large the asked dot looks: readable from MARK_PX, easy from twice that
+        obj = next(o for o, lv in seen if lv == "mark" and question.endswith(f"the {o.name}?"))
+        detail = round(obj.mark_size * scenes.view_scale(region, preset.min_pixels, preset.max_pixels), 1)
     canvas = scene.render()
     view = canvas.crop(region)
     side = random.Random(f"blind/{seed}")  # its own stream: the other examples of a run stay as they were
@@ -177,7 +184,7 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
                      protocol.observation_message(1)]
         images = [canvas, view]
     messages.append({"role": "assistant", "content": [{"type": "text", "text": target}]})
-    return Example(messages, images, task, depth, answer, blind)
+    return Example(messages, images, task, depth, answer, blind, detail)
 
 
 def example_batch(preset: Preset, split: str, index: int, n: int) -> list[Example]:

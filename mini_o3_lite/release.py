@@ -18,7 +18,7 @@ from . import scenes
 from .modeling import load, save
 from .pixels import max_visual_tokens
 from .presets import Preset
-from .pretrain import Example, evaluate, example_batch, make_example, predict
+from .pretrain import Example, evaluate, example_batch, is_correct, make_example, predict
 
 
 def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: int = 96) -> dict:
@@ -42,7 +42,8 @@ def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: 
                "description_words": description_words(model, processor, preset),
                "tile_search_easy_medium_12_zooms": search["answer"],
                "tile_search_easy_medium_12_zooms_description": search["description"],
-               "step_fragments": step_fragments(model, processor, preset)}
+               "step_fragments": step_fragments(model, processor, preset),
+               "recognition_by_size": recognition_by_size(model, processor, preset)}
     (Path(model_dir) / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     return metrics
 
@@ -116,6 +117,34 @@ def description_words(model, processor, preset: Preset, n: int = 128) -> dict:
                     counts[key][0] += w == g
                     counts[key][1] += 1
     return {k: round(ok / total, 4) for k, (ok, total) in counts.items() if total} | {"objects": counts["shape"][1]}
+
+
+def recognition_by_size(model, processor, preset: Preset, n: int = 512) -> dict:
+    """Recognition of the dot on held-out readable views, split by how large the dot looks.
+
+    The report's mixed sample holds only about a hundred recognition questions; this one holds `n`. A dot
+    is readable from `scenes.MARK_PX` view pixels, and quadrant tiles double it per zoom, so a dot first
+    looks about 8 px, one zoom later about 16: the split at twice MARK_PX shows what one more zoom buys.
+    """
+    rng, edge = random.Random("recognition-by-size"), 2 * scenes.MARK_PX
+    examples = [make_example(preset, preset.data.test_seed * 7919 + rng.randrange(10**9), rng, pose="recognition")
+                for _ in range(n)]
+    hits: dict[str, list[float]] = {"all": [], f"under {edge:g} px": [], f"{edge:g} px and over": []}
+    for ex, reply in zip(examples, predict(model, processor, examples), strict=True):
+        size = f"under {edge:g} px" if ex.detail_px < edge else f"{edge:g} px and over"
+        for key in ("all", size):
+            hits[key].append(float(is_correct(ex, reply)))
+    return {k: {"accuracy": round(sum(v) / len(v), 4), "n": len(v)} for k, v in hits.items() if v}
+
+
+def recognition_line(metrics: dict) -> str:
+    """One sentence: recognition on a larger sample, at the first readable size and one zoom closer."""
+    sizes = metrics.get("recognition_by_size")
+    if not sizes:
+        return ""
+    parts = ", ".join(f"{k} {v['accuracy']:.3f} ({v['n']})" for k, v in sizes.items() if k != "all")
+    return (f"Recognition on {sizes['all']['n']} more held-out readable views (`release.recognition_by_size`): "
+            f"{sizes['all']['accuracy']:.3f}; by the dot's size in the view, {parts}.")
 
 
 def ship(model_dir: str | Path, target: str | Path, logs: tuple[str | Path, ...] = ("training_log.json",)) -> Path:
@@ -213,6 +242,8 @@ Words of the description, per readable object ({words['objects']} objects): colo
 shape {words['shape']:.3f}, dot colour {words['dot']:.3f}.
 
 {presence_line(metrics)}
+
+{recognition_line(metrics)}
 
 ## Do the skills compose? Scripted tile search with the model's own answers
 `mini_o3_lite/tilesearch.py`: depth-first search over quadrant tiles, pruning on the model's

@@ -29,6 +29,19 @@ def test_examples_are_deterministic_and_start_with_a_description():
     assert pretrain.example_batch(preset, "test", 3, 6)[0].messages != a[0].messages
 
 
+def test_a_posed_recognition_question_records_how_large_its_readable_dot_looks():
+    preset = load_preset("tiny")
+    rng = random.Random(0)
+    examples = [pretrain.make_example(preset, 1000 + i, rng, pose="recognition") for i in range(8)]
+    for ex in examples:
+        assert ex.task == "recognition" and ex.answer in preset.data.colours
+        assert scenes.MARK_PX <= ex.detail_px <= 40
+        assert f"a {ex.answer} dot" in ex.messages[-1]["content"][0]["text"] or f"an {ex.answer} dot" in \
+            ex.messages[-1]["content"][0]["text"]
+    mixed = pretrain.example_batch(preset, "test", 0, 16)
+    assert all((ex.detail_px is None) == (ex.task != "recognition") for ex in mixed)
+
+
 def test_hard_presence_questions_pair_a_shape_in_view_with_a_colour_seen_elsewhere():
     preset = load_preset("tiny")
     scene = scenes.generate(5, "medium", preset.data.canvas, preset.min_pixels, preset.max_pixels,

@@ -1,6 +1,6 @@
 """The model card's generated parts: tile-search table and the presence sentence, from a metrics dict."""
 
-from mini_o3_lite.release import presence_line, search_table, step_table
+from mini_o3_lite.release import presence_line, recognition_line, search_table, step_table
 
 METRICS = {
     "skills": {"presence": 0.85},
@@ -30,3 +30,12 @@ def test_step_table_has_a_row_per_verdict_kind_and_is_empty_for_older_cards():
     assert "with tile hints" in table
     assert "| none | 32 | 0.900 | 0.500 | 0.500 |" in table and "| all | 160 | 0.800 | 0.400 | 0.450 |" in table
     assert step_table(METRICS) == ""
+
+
+def test_recognition_line_gives_each_dot_size_and_is_empty_for_older_cards():
+    sizes = {"all": {"accuracy": 0.85, "n": 512}, "under 14 px": {"accuracy": 0.8, "n": 384},
+             "14 px and over": {"accuracy": 0.95, "n": 128}}
+    line = recognition_line(METRICS | {"recognition_by_size": sizes})
+    assert line.startswith("Recognition on 512 more held-out readable views")
+    assert ": 0.850; by the dot's size in the view, under 14 px 0.800 (384), 14 px and over 0.950 (128)." in line
+    assert recognition_line(METRICS) == ""
