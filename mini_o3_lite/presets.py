@@ -39,6 +39,8 @@ class BaseConfig:
     lr: float = 1e-3
     warmup: float = 0.05
     task_weights: tuple[float, ...] = (0.45, 0.35, 0.1, 0.1)  # presence, recognition, where, box (training mix)
+    # views of the training mix: the full view, then tiles one, two and three zooms deep (held-out: these defaults)
+    depth_weights: tuple[float, ...] = (0.2, 0.3, 0.3, 0.2)
     # share of training presence questions that pair a shape in view with a colour seen elsewhere in it
     # ("a red triangle?" over "blue triangle with a red dot"): the shipped base answered such "yes" (its model card)
     presence_hard: float = 0.0

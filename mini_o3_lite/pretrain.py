@@ -39,7 +39,6 @@ from .modeling import build_tiny, count_parameters, load, save
 from .presets import BaseConfig, Preset, load_preset
 
 TASKS = ("presence", "recognition", "where", "box")
-DEPTH_WEIGHTS = (0.2, 0.3, 0.3, 0.2)  # full view, then tiles one, two and three zooms deep
 # Batches come in three layouts, so that examples of one batch have similar lengths (padding is
 # the main cost on a CPU): plain (one view, no system prompt), two-view (the view arrives as
 # observation_1 after a first zoom, as in the agent loop) and with the ~160-token system prompt.
@@ -62,9 +61,10 @@ class Example:
 # ----------------------------------------------------------------------------------------------
 
 
-def random_view(scene: scenes.Scene, rng: random.Random) -> tuple[scenes.Region, int, list[int]]:
+def random_view(scene: scenes.Scene, rng: random.Random,
+                depth_weights: tuple[float, ...] = BaseConfig.depth_weights) -> tuple[scenes.Region, int, list[int]]:
     """A view of the tile hierarchy: half the time along the target's path, else random tiles."""
-    depth = rng.choices(range(4), DEPTH_WEIGHTS)[0]
+    depth = rng.choices(range(4), depth_weights)[0]
     follow = rng.random() < 0.5
     region, tiles = scenes.full_region(scene), []
     for _ in range(depth):
@@ -131,7 +131,7 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
                  pose: str | None = None) -> Example:
     """One pretraining example from a freshly generated scene (train and test use disjoint seeds).
 
-    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.presence_hard`,
+    `train`: draw tasks with the preset's training mix (`base.task_weights`, `base.depth_weights`, `base.presence_hard`,
     `base.presence_blind`, and a share `base.step_share` of the agent's step after a zoom, `fragments.py`);
     held-out examples always use the default mix, so every checkpoint is measured on the same questions.
     `pose`: this task instead of one drawn from the mix (a view that cannot pose it is redrawn).
@@ -141,12 +141,13 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
         return Example(*fragments.step_example(preset, seed, rng))
     weights = preset.base.task_weights if train else defaults.task_weights
     hard = preset.base.presence_hard if train else defaults.presence_hard
+    depths = preset.base.depth_weights if train else defaults.depth_weights
     data = preset.data
     while True:
         difficulty = rng.choice(list(scenes.DIFFICULTIES))
         scene = scenes.generate(seed, difficulty, data.canvas, preset.min_pixels, preset.max_pixels,
                                 data.colours, data.shapes)
-        region, depth, tiles = random_view(scene, rng)
+        region, depth, tiles = random_view(scene, rng, depths)
         seen = scenes.seen(scene, region, preset.min_pixels, preset.max_pixels)
         task = pose or rng.choices(TASKS, weights)[0]
         two_view = depth > 0 and layout == "two_view"  # the view arrives as observation_1

@@ -74,6 +74,16 @@ def test_labels_cover_only_the_final_assistant_turn(tiny_processor):
         assert tok.decode(labelled) == ex.messages[-1]["content"][0]["text"] + "<|im_end|>"
 
 
+def test_depth_weights_shape_the_training_views_only():
+    full_views = load_preset("tiny", **{"base.depth_weights": (1.0, 0.0, 0.0, 0.0)})
+    deep = load_preset("tiny", **{"base.depth_weights": (0.0, 0.0, 0.0, 1.0)})
+    assert {e.depth for e in pretrain.example_batch(full_views, "train", 3, 8)} == {0}
+    assert {e.depth for e in pretrain.example_batch(deep, "train", 3, 8)} == {3}
+    # held-out examples keep the default views, so checkpoints trained on any mix are measured alike
+    default = pretrain.example_batch(load_preset("tiny"), "test", 0, 8)
+    assert [e.messages for e in pretrain.example_batch(deep, "test", 0, 8)] == [e.messages for e in default]
+
+
 def test_blind_presence_puts_the_loss_on_the_answer_alone(tiny_processor):
     blind = load_preset("tiny", **{"base.presence_blind": 1.0, "base.task_weights": (1.0, 0.0, 0.0, 0.0)})
     seeing = load_preset("tiny", **{"base.task_weights": (1.0, 0.0, 0.0, 0.0)})
