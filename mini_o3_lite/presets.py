@@ -56,6 +56,9 @@ class BaseConfig:
     # share of training examples that are the agent's step after a zoom (fragments.py): a continuation of the
     # shipped base on them is what lets SFT learn to copy the tile hint's box (its model card)
     step_share: float = 0.0
+    # train the language model alone, the vision tower and merger frozen (as SFT and RL train it): a continuation
+    # that teaches words and decisions over another base's vision tower (`--vision-from`)
+    freeze_vision: bool = False
     weight_decay: float = 0.01
     eval_every: int = 200
     checkpoint_minutes: float = 3.0

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import fragments, protocol, scenes
 from .checkpoint import recover_checkpoint, save_checkpoint
-from .modeling import build_tiny, count_parameters, load, save
+from .modeling import build_tiny, count_parameters, freeze_vision, load, save
 from .presets import BaseConfig, Preset, load_preset
 
 TASKS = ("presence", "recognition", "where", "box")
@@ -340,13 +340,14 @@ def lr_at(step: int, steps: int, warmup: float) -> float:
 
 
 def train(preset: Preset, out: str | Path, init: str | Path | None = None, progress: bool = True, log=print,
-          until: int | None = None) -> dict:
+          until: int | None = None, vision_from: str | Path | None = None) -> dict:
     """Pretrain (or resume) the tiny base VLM into `out`; returns a summary with the final metrics.
 
     Starts from a fresh model, or from the checkpoint directory `init` (e.g. the shipped base, for a
     short continuation run), or resumes from `out/checkpoint` when one exists. With `until`, stops
     after that step with a checkpoint, exactly as an interrupted run would be left (for time-boxed
-    sessions and the resume test).
+    sessions and the resume test). `vision_from`: a checkpoint whose vision tower and merger replace the
+    starting model's (same vision config), for a language-model-only continuation (`base.freeze_vision`).
     """
     cfg, out = preset.base, Path(out)
     ckpt = out / "checkpoint"
@@ -361,9 +362,14 @@ def train(preset: Preset, out: str | Path, init: str | Path | None = None, progr
             model, processor = load(init)
         else:
             model, processor = build_tiny(corpus(preset), cfg, preset.min_pixels, preset.max_pixels)
+        if vision_from is not None:
+            model.model.visual.load_state_dict(load(vision_from)[0].model.visual.state_dict())
         state = {"step": 0, "curve": [], "evals": [], "seconds": 0.0}
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
+    if cfg.freeze_vision:
+        freeze_vision(model)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg.steps, cfg.warmup))
     if "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
@@ -381,7 +387,7 @@ def train(preset: Preset, out: str | Path, init: str | Path | None = None, progr
         batch = collate(example_batch(preset, "train", step, cfg.batch_size), processor)
         loss = model(**batch).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -410,6 +416,7 @@ def main() -> None:
     p.add_argument("--preset", default="tiny")
     p.add_argument("--out", default="runs/tiny/base")
     p.add_argument("--init", default=None, help="start from this checkpoint directory instead of a fresh model")
+    p.add_argument("--vision-from", default=None, help="take the vision tower and merger from this checkpoint")
     p.add_argument("--until", type=int, default=None, help="stop after this step with a checkpoint (resume later)")
     p.add_argument("--n-eval", type=int, default=1024, help="held-out examples in the final report")
     p.add_argument("--n-search", type=int, default=96, help="held-out easy + medium scenes for the tile-search check")
@@ -423,7 +430,7 @@ def main() -> None:
     overrides = {k: parse_value(v) for k, v in (kv.split("=", 1) for kv in args.param)}
     preset = load_preset(args.preset, **overrides)
     if not args.report_only:
-        summary = train(preset, args.out, init=args.init, until=args.until)
+        summary = train(preset, args.out, init=args.init, until=args.until, vision_from=args.vision_from)
         print(json.dumps({k: v for k, v in summary.items() if k != "preset"}, indent=1))
         if summary.get("interrupted"):
             return

@@ -144,3 +144,21 @@ def test_resume_after_interrupt_gives_the_same_model(tmp_path):
     b, _ = load(tmp_path / "resumed")
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
+
+
+def test_language_model_only_continuation_over_another_vision_tower(tmp_path):
+    toy = load_preset("tiny", **TOY, **{"base.steps": 2})
+    pretrain.train(toy, tmp_path / "a", progress=False, log=lambda s: None)
+    other = load_preset("tiny", **TOY, **{"base.steps": 2, "base.seed": 1, "base.lr": 1e-2})
+    pretrain.train(other, tmp_path / "b", progress=False, log=lambda s: None)
+    frozen = load_preset("tiny", **TOY, **{"base.steps": 2, "base.freeze_vision": True})
+    pretrain.train(frozen, tmp_path / "c", init=tmp_path / "a", vision_from=tmp_path / "b", progress=False,
+                   log=lambda s: None)
+    a, b, c = (load(tmp_path / name)[0] for name in "abc")
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    vision = [n for n in sc if n.startswith("model.visual.")]
+    language = [n for n in sc if "language_model" in n]
+    assert vision and language
+    assert not all(torch.equal(sa[n], sb[n]) for n in vision)  # two different towers to start with
+    assert all(torch.equal(sc[n], sb[n]) for n in vision)  # b's tower, untouched by the training
+    assert any(not torch.equal(sc[n], sa[n]) for n in language)  # a's language model, trained
