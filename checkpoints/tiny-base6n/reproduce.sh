@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 P="python -m mini_o3_lite.pretrain"
-S="checkpoints/repro"  # the bf16 copies the later stages start from
+S="runs/tiny/repro"  # the bf16 copies the later stages start from, and the final one
 OLD="-p base.presence_lookup=True -p base.presence_blind=0.25 -p base.presence_hard=0.2 -p tile_hints=True"
 NEW="-p base.presence_lookup=true -p base.presence_blind=0 -p base.presence_hard=0.2 -p tile_hints=true"
 MIX="base.task_weights=[0.4,0.45,0.075,0.075]"
