@@ -9,7 +9,7 @@
 # stage, of stage D and of stage N give the recorded losses to the 4 decimals logged (6.51, 6.5596, 6.4347;
 # 0.0904, 0.0731; 0.5433, 0.4221, 0.3653).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 P="python -m mini_o3_lite.pretrain"
 S="runs/tiny/repro"  # the bf16 copies the later stages start from, and the final one
 OLD="-p base.presence_lookup=True -p base.presence_blind=0.25 -p base.presence_hard=0.2 -p tile_hints=True"
