@@ -13,9 +13,9 @@ from the scene's ground truth:
 With `decide="description"` the presence verdict is read from the model's own description of the view
 (its "I see ..." before the answer) by the scripted teacher's rule, instead of from its yes/no: the
 target named -> yes, only a spot of its colour -> maybe, else no. The two numbers separate perception
-from decision. On the shipped base's 64 held-out easy + medium scenes the yes/no search solves 0.59 and
-the description-read one 0.80: the base sees well enough; its text verdict after a right description
-is the weak link (as in the SFT agent's decision errors, notebook 04).
+from decision. On the first base's 64 held-out easy + medium scenes the yes/no search solved 0.55 and
+the description-read one 0.81: that base saw well enough and its yes/no after a right description was
+the weak link; the shipped base closes the gap (0.83 and 0.85 of 96; notebook 00).
 
 Searches of a whole batch of records advance together (one batched `generate` per round), each as a
 Python generator that yields the view it wants to ask about and receives the model's reply.
