@@ -18,7 +18,8 @@ ending with the same words and box ("No red here: next tile [..]."), so the call
 Measured (96 held-out questions, greedy, 16 turns, 160 new tokens a turn): SFT from a base that never
 saw hints does not learn the copy (0.16); from the first base (`checkpoints/tiny-base1`), whose last
 two pretraining stages practised the step with hints (`fragments.py`), it does: 0.43 against 0.28 for
-the agent without hints (its model card, notebook 04); the shipped base practised it in three stages. The `full` preset keeps Mini-o3's observation text.
+the agent without hints (its model card, notebook 04); the shipped base practised it in three stages.
+The `full` preset keeps Mini-o3's observation text.
 """
 
 from __future__ import annotations
