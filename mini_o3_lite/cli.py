@@ -4,6 +4,7 @@
     mini-o3-lite run --preset tiny --from 01 --to 02 -p max_turns=8
     mini-o3-lite eval --preset tiny --model sft --n 16 --max-turns 8
     mini-o3-lite eval --preset tiny --model runs/tiny/rl --samples 8 --temperature 1.0
+    mini-o3-lite eval --preset full --model-path ~/models/Qwen2.5-VL-7B-Instruct --n 50
     mini-o3-lite export --preset tiny --format all --out exports/tiny
 
 `run` executes each notebook into `runs/<preset>/notebooks/` with its `parameters` cell overridden
@@ -12,7 +13,9 @@ key metrics each notebook prints with `manifest.key_metrics`); on failure the ta
 notebook and the cell that failed.
 `eval` runs the agent on a split (`evaluate.ensure_eval`, cached in `runs/<preset>/eval/<name>/`) and
 prints accuracy by difficulty with the protocol that produced it. `--model` is a checkpoint
-directory or one of base, sft, rl, rl_nomask (the tiny preset's shipped checkpoints).
+directory or one of base, sft, rl, rl_nomask (the tiny preset's shipped checkpoints); `--model-path`
+is the preset's own model (a local Qwen2.5-VL or Qwen3-VL directory: what the `full` preset starts
+from), and `--set key=value` overrides any preset setting (`--set max_pixels=1000000`).
 `export` writes verl parquet + tool config + launch script, LLaMA-Factory sharegpt JSON, or TRL
 JSONL (`export.py`) from the preset's dataset and cold-start trajectories.
 """
@@ -39,6 +42,24 @@ def parse_value(text: str):
         return text
 
 
+def pairs(items: list[str], flag: str) -> dict:
+    """`key=value` arguments as a dict of parsed values."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{flag} expects key=value, got {item!r}")
+        out[key] = parse_value(value)
+    return out
+
+
+def preset_from(args: argparse.Namespace):
+    """The preset with `--model-path` and `--set` applied (an unknown setting is a one-line error)."""
+    from .presets import load_preset
+
+    return load_preset(args.preset, model_path=args.model_path, **pairs(args.set, "--set"))
+
+
 def notebooks(folder: Path, first: str | None, last: str | None) -> list[Path]:
     found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     lo, hi = (None if v is None else int(v) for v in (first, last))
@@ -49,15 +70,13 @@ def run(args: argparse.Namespace) -> int:
     import papermill as pm
 
     params = {"preset": args.preset}
+    if args.model_path:
+        params["model_path"] = args.model_path
     if args.parameters_file:
         import yaml
 
         params.update(yaml.safe_load(Path(args.parameters_file).read_text()) or {})
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"-p expects key=value, got {item!r}")
-        params[key] = parse_value(value)
+    params.update(pairs(args.param, "-p"))
     out_dir = stage_dir(args.preset, "notebooks")
     out_dir.mkdir(parents=True, exist_ok=True)
     todo = notebooks(repo_root() / "notebooks", args.first, args.last)
@@ -113,12 +132,11 @@ def table(rows: list[dict]) -> str:
 def evaluate_cmd(args: argparse.Namespace) -> int:
     from .evaluate import ensure_eval, settings
     from .modeling import ModelPathError
-    from .presets import load_preset
 
-    preset = load_preset(args.preset)
     try:
+        preset = preset_from(args)
         path = model_dir(args.model, preset)
-    except ModelPathError as exc:
+    except (ModelPathError, ValueError) as exc:
         print(f"mini-o3-lite eval: error: {exc}", file=sys.stderr)
         return 2
     sampled = args.samples > 1 or args.temperature is not None
@@ -140,11 +158,11 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 def export_cmd(args: argparse.Namespace) -> int:
     from . import export, scenes, teacher
-    from .presets import load_preset
 
-    preset, out = load_preset(args.preset), Path(args.out)
+    out = Path(args.out)
     written = []
     try:
+        preset = preset_from(args)
         if args.format in ("verl", "all"):
             data_dir, _ = scenes.ensure_dataset(preset)
             splits = (args.split,) if args.split else ("train", "test")
@@ -163,6 +181,13 @@ def export_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-path", metavar="DIR",
+                   help="the preset's model: a local Qwen2.5-VL or Qwen3-VL directory (needed by the full preset)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset setting (repeatable), e.g. --set max_pixels=1000000 --set data.canvas=2048")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mini-o3-lite", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,13 +200,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a notebook parameter (repeatable); values are parsed as JSON when possible")
     p.add_argument("--parameters-file", metavar="FILE", help="YAML file of notebook parameters")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    p.add_argument("--model-path", metavar="DIR", help="the preset's model, passed to every notebook as model_path")
     p.set_defaults(func=run)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on a split; prints accuracy by difficulty and the protocol")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
-    p.add_argument("--model", required=True, metavar="PATH_OR_STAGE",
+    p.add_argument("--model", default="base", metavar="PATH_OR_STAGE",
                    help=f"checkpoint directory, or one of {', '.join(STAGES)} (tiny: the shipped checkpoints; "
-                        "other presets: runs/<preset>/<stage>/)")
+                        "other presets: runs/<preset>/<stage>/; default: base, the preset's model)")
+    model_options(p)
     p.add_argument("--split", default="test", choices=("train", "test"), help="split to evaluate (default: test)")
     p.add_argument("--n", type=int, metavar="N", help="first N questions of the split (default: all)")
     p.add_argument("--max-turns", type=int, metavar="T", help="turn budget (default: the preset's max_turns_eval)")
@@ -199,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                         "trl: TRL messages JSONL; all: the three, each in its own subfolder of --out")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (verl/, sharegpt/, trl/ inside)")
     p.add_argument("--split", choices=("train", "test"), help="verl only: one split (default: both)")
+    model_options(p)
     p.add_argument("--trajectories", metavar="PATH",
                    help="cold-start trajectories folder or its trajectories.jsonl (default: runs/<preset>/coldstart/, "
                         "built if missing)")

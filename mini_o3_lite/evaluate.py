@@ -237,7 +237,7 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
 
     from .data import open_image, read_records
     from .manifest import cached_stage, stage_dir
-    from .modeling import load
+    from .modeling import load_for
     from .scenes import ensure_dataset
 
     config = config or settings(preset)
@@ -247,8 +247,7 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
     folder = stage_dir(preset.name, "eval") / name
 
     def build(out):
-        model, processor = load(model_dir, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
-                                min_pixels=lo, max_pixels=hi)
+        model, processor = load_for(preset, model_dir, min_pixels=lo, max_pixels=hi)
         images = [open_image(r, data_dir) for r in records]
         log: list[dict] = []  # memory per batched turn
         rows = run_k(model, processor, records, images, config, samples, progress, log) if config.do_sample \

@@ -35,7 +35,7 @@ import torch
 
 from . import memory, scoring
 from .checkpoint import recover_checkpoint, save_checkpoint
-from .modeling import freeze_vision, load, lora_config, save
+from .modeling import freeze_vision, load_for, lora_config, save
 from .presets import Preset
 from .rollout import Batcher, RolloutConfig, Trajectory, model_policy, rollout
 
@@ -181,7 +181,7 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
             start[part[0]] = reference_logprobs(model, ref, batch, mask, cfg.temperature)
 
     stats = {"loss": 0.0, "clipped": 0.0, "tokens": 0.0, "entropy": 0.0, "kl": 0.0, "model_tokens": 0.0}
-    model.train()
+    train_without_dropout(model)
     for rows, micro in zip(updates, parts, strict=True):
         n_tokens = sum(trajs[i].model_mask.count(1) * float(weight[i] * informative[i]) for i in rows)
         optimizer.zero_grad(set_to_none=True)
@@ -228,6 +228,18 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
 # ----------------------------------------------------------------------------------------------
 
 
+def train_without_dropout(model) -> None:
+    """Training mode (gradient checkpointing runs only in it) with every dropout off.
+
+    The old log-probs are computed in eval mode; LoRA's dropout (or any other) left on in the update would
+    put its noise into the importance ratio, so a ratio of 1 would not mean "same policy".
+    """
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+
+
 def prepare(preset: Preset, init: str | Path, ckpt: Path):
     """Policy (resumed from `ckpt` when it holds a checkpoint), start policy, saved trainer state.
 
@@ -235,20 +247,24 @@ def prepare(preset: Preset, init: str | Path, ckpt: Path):
     Full: LoRA adapters (PEFT) on `init`; the checkpoint holds the adapters, and the start policy is
     the same model with its adapters switched off.
     """
-    device = "cpu" if preset.device == "cpu" else "cuda"
     resume = (ckpt / "trainer_state.pt").exists()
     state = torch.load(ckpt / "trainer_state.pt", weights_only=False) if resume else {"step": 0, "history": []}
+    checkpointing = {"activation_checkpointing_kwargs": {"use_reentrant": False}}
     if preset.sft.lora:
         from peft import PeftModel, get_peft_model
 
-        model, processor = load(init, device=device, dtype=preset.dtype)
+        model, processor = load_for(preset, init)
         freeze_vision(model)
+        if preset.gradient_checkpointing:  # before PEFT wraps it: the body's layers are checkpointed
+            model.activation_checkpointing_enable(**checkpointing)
         model = PeftModel.from_pretrained(model, ckpt, is_trainable=True) if resume \
             else get_peft_model(model, lora_config(preset.sft.lora_rank))
         return model, None, processor, state
-    model, processor = load(ckpt if resume else init, device=device, dtype=preset.dtype)
+    model, processor = load_for(preset, ckpt if resume else init)
     freeze_vision(model)
-    ref = load(init, device=device, dtype=preset.dtype)[0].eval().requires_grad_(False)
+    if preset.gradient_checkpointing:
+        model.activation_checkpointing_enable(**checkpointing)
+    ref = load_for(preset, init)[0].eval().requires_grad_(False)
     return model, ref, processor, state
 
 

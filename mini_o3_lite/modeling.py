@@ -1,15 +1,16 @@
-"""The model: a tiny Qwen2.5-VL built locally, or any Qwen2.5-VL checkpoint from a local path.
+"""The model: a tiny Qwen2.5-VL built locally, or any Qwen2.5-VL / Qwen3-VL checkpoint from a local path.
 
-Every line of the kit runs on transformers' real `Qwen2_5_VLForConditionalGeneration` and the real
-`Qwen2_5_VLProcessor`; the tiny model differs from Qwen2.5-VL-7B only in its sizes and in a small
-byte-level BPE vocabulary trained here with `tokenizers` (same pre-tokenizer and special tokens as
-Qwen's), because nothing may be downloaded. `load(path)` is the one way to open a checkpoint, the
-shipped tiny one and a real 7B alike.
+Every line of the kit runs on transformers' real model classes and processors; the tiny model differs
+from Qwen2.5-VL-7B only in its sizes and in a small byte-level BPE vocabulary trained here with
+`tokenizers` (same pre-tokenizer and special tokens as Qwen's), because nothing may be downloaded.
+`load(path)` is the one way to open a checkpoint, the shipped tiny one and a real 7B alike;
+`load_for(preset)` opens it with the preset's device, dtype and pixel budget.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import (
+    AutoModelForImageTextToText,
     AutoProcessor,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
@@ -78,7 +80,28 @@ def _quiet() -> Iterator[None]:
 
 
 class ModelPathError(ValueError):
-    """A model path that does not hold a Qwen2.5-VL checkpoint."""
+    """A model path that does not hold a checkpoint of a supported family."""
+
+
+# Model families the agent loop runs on: same chat layout and vision tokens, each with its own model class,
+# which transformers picks from the checkpoint's config (`AutoModelForImageTextToText`).
+FAMILIES = {"qwen2_5_vl": "Qwen2.5-VL", "qwen3_vl": "Qwen3-VL"}
+_GENERATION_MARK = re.compile(r"{%-?\s*generation\s*-?%}")
+
+
+def has_generation_markers(template: str | None) -> bool:
+    """Whether a chat template wraps assistant text in `{% generation %}` (what assistant-only loss reads).
+
+    A substring test is not enough: Qwen's own template mentions `add_generation_prompt` and has no markers.
+    """
+    return bool(_GENERATION_MARK.search(template or ""))
+
+
+def resolve_device(device: str) -> str:
+    """The one place `"auto"` is resolved: CUDA when a GPU is visible, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 ASSETS = Path(__file__).parent / "assets"
@@ -102,7 +125,8 @@ def model_path(preset_model_path: str | Path | None, preset: str = "tiny") -> Pa
     if preset_model_path is not None:
         return Path(preset_model_path)
     if preset != "tiny":
-        raise ModelPathError(f"the {preset!r} preset needs model_path: a local Qwen2.5-VL checkpoint directory")
+        raise ModelPathError(f"the {preset!r} preset needs model_path: a local Qwen2.5-VL or Qwen3-VL checkpoint "
+                             "directory (notebooks: -p model_path=DIR; the CLI: --model-path DIR)")
     return SHIPPED_BASE
 
 
@@ -204,7 +228,7 @@ def _set_generation_defaults(model: Qwen2_5_VLForConditionalGeneration, tokenize
 
 
 def check_checkpoint(path: str | Path) -> Path:
-    """Fail early, in one line naming the path, when it is not a Qwen2.5-VL checkpoint directory."""
+    """Fail early, in one line naming the path, when it is not a checkpoint of a supported family."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise ModelPathError(f"model path {str(path)!r} does not exist or is not a directory")
@@ -212,8 +236,9 @@ def check_checkpoint(path: str | Path) -> Path:
     if not config.is_file():
         raise ModelPathError(f"model path {str(path)!r} has no config.json: not a transformers checkpoint")
     model_type = json.loads(config.read_text()).get("model_type")
-    if model_type != "qwen2_5_vl":
-        raise ModelPathError(f"model path {str(path)!r} holds a {model_type!r} model, not a Qwen2.5-VL (qwen2_5_vl)")
+    if model_type not in FAMILIES:
+        supported = ", ".join(f"{name} ({key})" for key, name in FAMILIES.items())
+        raise ModelPathError(f"model path {str(path)!r} holds a {model_type!r} model; supported: {supported}")
     return path
 
 
@@ -222,7 +247,7 @@ def load_processor(path: str | Path, min_pixels: int | None = None, max_pixels: 
     path = check_checkpoint(path)
     with _quiet():
         processor = AutoProcessor.from_pretrained(path, local_files_only=True)
-    if "generation" not in (processor.chat_template or ""):
+    if not has_generation_markers(processor.chat_template):
         # Qwen's own template has no {% generation %} markers (needed for assistant-only loss) and adds a
         # default system turn to any conversation that lacks one; the kit's template renders the same
         # layout, with the markers, and nothing implicit.
@@ -240,21 +265,52 @@ def load(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
 ) -> tuple[Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor]:
-    """Load any Qwen2.5-VL checkpoint directory (tiny or 7B) with its processor, offline.
+    """Load any Qwen2.5-VL or Qwen3-VL checkpoint directory (tiny or 7B) with its processor, offline.
 
+    The model class comes from the checkpoint's config. `device="auto"`: CUDA when available.
     `min_pixels`/`max_pixels` override the processor's budget (Mini-o3's lower max pixels).
     """
     path = check_checkpoint(path)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     with _quiet():
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        model = AutoModelForImageTextToText.from_pretrained(
             path, dtype=getattr(torch, dtype), local_files_only=True
-        ).to(device)
+        ).to(resolve_device(device))
     processor = load_processor(path, min_pixels, max_pixels)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     return model, processor
+
+
+def load_for(preset, path: str | Path | None = None, min_pixels: int | None = None, max_pixels: int | None = None):
+    """`load` with the preset's device, dtype and pixel budget: how every stage opens a checkpoint.
+
+    `path` defaults to the preset's model (`model_path`: its `model_path`, or the shipped tiny base);
+    `min_pixels`/`max_pixels` replace the preset's budget (the max-pixels sweep).
+    """
+    path = model_path(preset.model_path, preset.name) if path is None else path
+    return load(path, device=preset.device, dtype=preset.dtype, min_pixels=min_pixels or preset.min_pixels,
+                max_pixels=max_pixels or preset.max_pixels)
+
+
+def processor_for(preset, path: str | Path | None = None):
+    """The processor of the preset's model (or of `path`) with the preset's pixel budget, without weights."""
+    path = model_path(preset.model_path, preset.name) if path is None else path
+    return load_processor(path, preset.min_pixels, preset.max_pixels)
+
+
+def core(model) -> torch.nn.Module:
+    """The model under any PEFT wrapper: the `...ForConditionalGeneration` that holds `.model` (the VLM body).
+
+    For a `PeftModel`, `model.model` is *not* the VLM body but the wrapped model; code that reaches for the
+    body (its vision tower, its cached M-RoPE deltas) goes through this.
+    """
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def resize_factor(processor) -> int:
+    """Side multiple of every resized image: patch x merge (Qwen2.5-VL 14 x 2 = 28, Qwen3-VL 16 x 2 = 32)."""
+    image_processor = processor.image_processor
+    return int(image_processor.patch_size) * int(image_processor.merge_size)
 
 
 def pixel_budget(processor: Qwen2_5_VLProcessor) -> tuple[int, int]:
@@ -283,7 +339,7 @@ def save(model: Qwen2_5_VLForConditionalGeneration, processor: Qwen2_5_VLProcess
 def freeze_vision(model: Qwen2_5_VLForConditionalGeneration) -> int:
     """Freeze the vision tower and its merger (projector), as Mini-o3 does; returns frozen params."""
     frozen = 0
-    for p in model.model.visual.parameters():
+    for p in core(model).model.visual.parameters():
         p.requires_grad_(False)
         frozen += p.numel()
     return frozen
@@ -304,6 +360,6 @@ def lora_config(rank: int = 16, alpha: int | None = None, dropout: float = 0.05)
 
 
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    vision = sum(p.numel() for p in model.model.visual.parameters())
+    vision = sum(p.numel() for p in core(model).model.visual.parameters())
     total = sum(p.numel() for p in model.parameters())
     return {"total": total, "vision": vision, "language": total - vision}

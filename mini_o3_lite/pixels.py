@@ -6,6 +6,10 @@ observation) is resized by Qwen2.5-VL's `smart_resize` into [min_pixels, max_pix
 max_pixels from Qwen2.5-VL's 12,845,056 to 2,000,000 makes each image cheaper, so a 32K context
 holds a dozen images instead of one or two. This module is that arithmetic, written out so a
 notebook can show it; `tests/test_pixels.py` checks `smart_resize` against transformers' own.
+
+The constants are Qwen2.5-VL's (14-px patches merged 2 x 2, so sides are multiples of 28); Qwen3-VL
+uses 16-px patches (multiples of 32). Every function takes the patch and merge sizes (or their product,
+`factor`) so a checkpoint's own numbers, `modeling.resize_factor(processor)`, can be passed.
 """
 
 from __future__ import annotations
@@ -53,21 +57,22 @@ def smart_resize(height: int, width: int, min_pixels: int, max_pixels: int, fact
     return h_bar, w_bar
 
 
-def grid(height: int, width: int, min_pixels: int, max_pixels: int) -> tuple[int, int, int]:
-    """The processor's `image_grid_thw` for one image: (1 frame, rows of 14-px patches, columns)."""
-    h, w = smart_resize(height, width, min_pixels, max_pixels)
-    return 1, h // PATCH, w // PATCH
+def grid(height: int, width: int, min_pixels: int, max_pixels: int, patch: int = PATCH,
+         merge: int = MERGE) -> tuple[int, int, int]:
+    """The processor's `image_grid_thw` for one image: (1 frame, rows of patches, columns)."""
+    h, w = smart_resize(height, width, min_pixels, max_pixels, patch * merge)
+    return 1, h // patch, w // patch
 
 
-def visual_tokens(height: int, width: int, min_pixels: int, max_pixels: int) -> int:
-    """Tokens one image costs the language model after resizing and the 2 x 2 merge."""
-    h, w = smart_resize(height, width, min_pixels, max_pixels)
-    return (h // FACTOR) * (w // FACTOR)
+def visual_tokens(height: int, width: int, min_pixels: int, max_pixels: int, factor: int = FACTOR) -> int:
+    """Tokens one image costs the language model after resizing and the merge (`factor` = patch x merge)."""
+    h, w = smart_resize(height, width, min_pixels, max_pixels, factor)
+    return (h // factor) * (w // factor)
 
 
-def max_visual_tokens(max_pixels: int) -> int:
+def max_visual_tokens(max_pixels: int, factor: int = FACTOR) -> int:
     """Upper bound on tokens per image at a max-pixels budget, whatever the image's shape."""
-    return max_pixels // (FACTOR * FACTOR)
+    return max_pixels // (factor * factor)
 
 
 def turns_that_fit(
@@ -103,9 +108,10 @@ class Budget:
     images_that_fit: int  # images of this size that fit in the context, text aside
 
 
-def budget(width: int, height: int, min_pixels: int, max_pixels: int, context_length: int) -> Budget:
-    h, w = smart_resize(height, width, min_pixels, max_pixels)
-    tokens = (h // FACTOR) * (w // FACTOR)
+def budget(width: int, height: int, min_pixels: int, max_pixels: int, context_length: int,
+           factor: int = FACTOR) -> Budget:
+    h, w = smart_resize(height, width, min_pixels, max_pixels, factor)
+    tokens = (h // factor) * (w // factor)
     return Budget(width, height, min_pixels, max_pixels, (w, h), tokens, context_length // tokens)
 
 

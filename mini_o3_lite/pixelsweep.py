@@ -123,12 +123,11 @@ def first_view_check(preset: Preset, model_dir: str | Path, side: int, records, 
     the agent's perception at this view size, measured without the rest of the search.
     """
     from . import scenes, teacher
-    from .modeling import load
+    from .modeling import load_for
     from .rollout import model_policy, rollout
 
     budget = at_budget(preset, side)
-    model, processor = load(model_dir, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
-                            min_pixels=budget.min_pixels, max_pixels=budget.max_pixels)
+    model, processor = load_for(budget, model_dir)
     config = evaluate.settings(preset, 1, max_new_tokens=256)
     trajs = rollout(records, images, processor, model_policy(model, config), config)
     right, examples = 0, []

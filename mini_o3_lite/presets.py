@@ -119,7 +119,7 @@ class RLConfig:
 class Preset:
     name: str
     model_path: str | None  # None: the shipped tiny base VLM; else a local Qwen2.5-VL directory
-    device: str  # "cpu", "cuda" or "auto"
+    device: str  # "cpu", "cuda" or "auto" (CUDA when available, else the CPU: `modeling.resolve_device`)
     dtype: str  # "float32" or "bfloat16"
     seed: int
     min_pixels: int  # every image (original and observations) is resized into [min, max] pixels
@@ -135,6 +135,8 @@ class Preset:
     # copies a box but cannot compute the next one. False is Mini-o3's observation text (the full preset).
     # Tiny: on, with a base pretrained on hint fragments (fragments.py); the first base's SFT agent 0.43 vs 0.28 without
     tile_hints: bool = False
+    # recompute activations in the backward pass (SFT and GRPO): memory for time, what a 7B on one GPU needs
+    gradient_checkpointing: bool = False
     data: DataConfig = field(default_factory=DataConfig)
     base: BaseConfig = field(default_factory=BaseConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
@@ -165,7 +167,7 @@ TINY = Preset(
 FULL = Preset(
     name="full",
     model_path=None,  # must be given: a local Qwen2.5-VL-7B-Instruct (or 3B) directory
-    device="cuda",
+    device="auto",  # CUDA when available; a CPU run is the same code, only slow
     dtype="bfloat16",
     seed=0,
     min_pixels=40_000,  # Mini-o3's range
@@ -177,6 +179,7 @@ FULL = Preset(
     max_new_tokens=1024,
     rollout_batch_size=32,
     eval_batch_size=32,
+    gradient_checkpointing=True,
     data=DataConfig(canvas=4096, n_train=4000, n_test=500),
     sft=SFTConfig(epochs=3.0, batch_size=1, lr=1e-5, lora=True, lora_rank=64, n_trajectories=6000),
     rl=RLConfig(steps=200, prompts_per_step=32, group_size=16, lr=1e-6, mini_batch_prompts=4, micro_batch_size=2,
@@ -232,6 +235,12 @@ def load_preset(name: str = "tiny", **overrides: Any) -> Preset:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return _apply(PRESETS[name], {k: v for k, v in overrides.items() if v is not None}, name)
+
+
+def from_parameters(name: str, overrides: dict[str, Any] | None = None, **named: Any) -> Preset:
+    """A notebook's preset: its named papermill parameters (None: the preset's value) and `overrides`, a dict of
+    any other setting (`{"data.canvas": 1024, "max_pixels": 200704}`); `overrides` wins where both name a key."""
+    return load_preset(name, **{**{k: v for k, v in named.items() if v is not None}, **(overrides or {})})
 
 
 def as_dict(preset: Preset) -> dict[str, Any]:

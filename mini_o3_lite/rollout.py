@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from . import hints, protocol
 
@@ -149,6 +150,40 @@ class Batcher:
                 "mm_token_type_ids": (ids == self.image_id).long()}
 
 
+class ChosenLogprobs(LogitsProcessor):
+    """Warps the next-token scores into the sampling distribution and records each chosen token's log-prob.
+
+    Written by hand because `generate(output_scores=True)` keeps a batch x vocabulary tensor of scores for
+    every generated token (with Qwen's 152K vocabulary, 32 rows x 1,024 tokens is about 20 GB of float32);
+    here only the latest step's log-softmax is held, and the token chosen from it is read one step later
+    (it is then the last column of `input_ids`). Temperature and top-p are applied here, with transformers'
+    own warpers, so the recorded log-prob is that of the distribution the token was drawn from.
+    """
+
+    def __init__(self, temperature: float = 1.0, top_p: float = 1.0):
+        self.warpers = [TemperatureLogitsWarper(temperature)] * (temperature != 1.0) \
+            + [TopPLogitsWarper(top_p)] * (top_p < 1.0)
+        self.previous: torch.Tensor | None = None
+        self.chosen: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self._record(input_ids[:, -1])
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        self.previous = torch.log_softmax(scores.float(), -1)
+        return scores
+
+    def _record(self, tokens: torch.Tensor) -> None:
+        if self.previous is not None:
+            self.chosen.append(self.previous.gather(-1, tokens[:, None]).squeeze(-1))
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """[batch, generated] log-probs, once `generate` returned `sequences` (the last choice is recorded here)."""
+        self._record(sequences[:, -1])
+        self.previous = None
+        return torch.stack(self.chosen, 1)
+
+
 def model_policy(model, config: RolloutConfig, reuse_cache: bool = True) -> Policy:
     """The policy that samples from a model: one batched `generate` per turn for all active rollouts.
 
@@ -163,21 +198,23 @@ def model_policy(model, config: RolloutConfig, reuse_cache: bool = True) -> Poli
     def policy(active: list[Trajectory], batcher: Batcher) -> list[TurnOutput]:
         if reuse_cache and id(batcher) not in caches:
             caches.clear()  # a new batch: the previous batch's cache is finished with
-            caches[id(batcher)] = TurnCache(model, batcher)
+            caches[id(batcher)] = TurnCache(model, batcher, headroom=config.max_new_tokens)
         cache = caches.get(id(batcher))
         inputs = cache.inputs(active) if cache else batcher.batch(active)
         inputs = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-        sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p, "top_k": 0} \
-            if config.do_sample else {"do_sample": False}
+        recorder = ChosenLogprobs(config.temperature, config.top_p) if config.do_sample else ChosenLogprobs()
+        # the warping is the recorder's: generate itself samples from the scores it returns as they are
+        sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0} if config.do_sample \
+            else {"do_sample": False}
         out = model.generate(
             **inputs, max_new_tokens=config.max_new_tokens, stop_strings=["</grounding>", "</answer>"],
-            tokenizer=batcher.tokenizer, output_scores=True, return_dict_in_generate=True, repetition_penalty=1.0,
-            suppress_tokens=batcher.vision_ids, use_cache=True, **sampling,
+            tokenizer=batcher.tokenizer, return_dict_in_generate=True, repetition_penalty=1.0,
+            suppress_tokens=batcher.vision_ids, use_cache=True, logits_processor=LogitsProcessorList([recorder]),
+            **sampling,
         )  # repetition_penalty=1.0: a checkpoint's own default would change the recorded distribution
         # suppress_tokens: a sampled <|image_pad|> has no image behind it and breaks every later forward pass
         new = out.sequences[:, inputs["input_ids"].shape[1]:]
-        logprobs = torch.stack([torch.log_softmax(s.float(), -1) for s in out.scores], 1)  # sampling distribution
-        chosen = logprobs.gather(-1, new[:, : logprobs.shape[1], None]).squeeze(-1)
+        chosen = recorder.finish(out.sequences)
         eos = model.generation_config.eos_token_id
         eos = {eos} if isinstance(eos, int) else set(eos or [])
         stops = ("</grounding>", "</answer>")

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from . import memory
-from .modeling import freeze_vision, load, lora_config, save
+from .modeling import freeze_vision, load_for, lora_config, resolve_device, save
 from .presets import Preset
 
 
@@ -45,7 +45,7 @@ def sft_config(preset: Preset, out: Path, n_examples: int, **overrides):
     from trl import SFTConfig
 
     cfg = preset.sft
-    gpu = preset.device != "cpu"
+    gpu = resolve_device(preset.device) != "cpu"
     args = dict(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -63,12 +63,13 @@ def sft_config(preset: Preset, out: Path, n_examples: int, **overrides):
         seed=preset.seed,
         data_seed=preset.seed,
         assistant_only_loss=True,
-        max_length=None,  # never truncate a trajectory: its last turn holds the answer
+        max_length=None,  # never truncate: the teacher keeps only trajectories within the preset's context
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},
         bf16=gpu and preset.dtype == "bfloat16",
         use_cpu=not gpu,
-        activation_checkpointing=gpu,
+        activation_checkpointing=preset.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if preset.gradient_checkpointing else None,
         dataloader_num_workers=0,
         disable_tqdm=False,
         train_sampling_strategy="group_by_length",  # less padding: batches of similar-length trajectories
@@ -122,8 +123,7 @@ def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, *
     from trl import SFTTrainer
 
     out = Path(out)
-    model, processor = load(init, device="cpu" if preset.device == "cpu" else "cuda", dtype=preset.dtype,
-                            min_pixels=preset.min_pixels, max_pixels=preset.max_pixels)  # the preset's pixel budget
+    model, processor = load_for(preset, init)  # the preset's device, dtype and pixel budget
     freeze_vision(model)
     peft = lora_config(preset.sft.lora_rank) if preset.sft.lora else None
     dataset = to_dataset(trajectories)

@@ -19,9 +19,11 @@ finish. `TurnCache` does that bookkeeping, and nothing else:
 
 Greedy rollouts come out token for token the same as without it (tests/test_rollout.py).
 
-`GrowingCache` is transformers' `DynamicCache` with buffers that grow by doubling: `DynamicLayer`
+`GrowingCache` is transformers' `DynamicCache` with buffers that grow in steps: `DynamicLayer`
 appends each generated token with `torch.cat`, which copies the whole cache every step, and for a
-batch of long conversations on a CPU that copy was most of the decoding time.
+batch of long conversations on a CPU that copy was most of the decoding time. When a turn's prompt
+arrives the buffers are sized for it plus the turn's longest reply (`headroom`), so a turn grows them
+at most once and the brief old-plus-new copy is about 2x the cache, not the 3x of doubling.
 """
 
 from __future__ import annotations
@@ -29,9 +31,15 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from .modeling import core
+
 
 class GrowingLayer(DynamicLayer):
-    """A `DynamicLayer` whose keys and values are views of buffers that double when full."""
+    """A `DynamicLayer` whose keys and values are views of buffers that grow by `headroom` columns when full."""
+
+    def __init__(self, headroom: int = 0):
+        super().__init__()
+        self.headroom = headroom
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
@@ -40,7 +48,7 @@ class GrowingLayer(DynamicLayer):
         have = 0 if self.buffers is None else self.keys.shape[-2]
         need = have + key_states.shape[-2]
         if self.buffers is None or need > self.buffers[0].shape[-2]:
-            size = max(need, 2 * have, 256)
+            size = need + (self.headroom or max(have, 256))  # no headroom known: double
             grown = []
             for new in (key_states, value_states):
                 buffer = new.new_empty(*new.shape[:-2], size, new.shape[-1])
@@ -60,17 +68,20 @@ class GrowingLayer(DynamicLayer):
 
 
 class GrowingCache(DynamicCache):
-    """`DynamicCache` made of `GrowingLayer`s (generate treats it as a dynamic cache)."""
+    """`DynamicCache` made of `GrowingLayer`s (generate treats it as a dynamic cache).
 
-    def __init__(self):
-        Cache.__init__(self, layer_class_to_replicate=GrowingLayer)
+    `headroom`: columns to add beyond what a prompt needs when a buffer must grow (a turn's `max_new_tokens`).
+    """
+
+    def __init__(self, headroom: int = 0):
+        Cache.__init__(self, layer_class_to_replicate=lambda: GrowingLayer(headroom))
 
 
 class TurnCache:
     """The cache of one batch of conversations (`rollout` makes a new `Batcher`, hence a new one, per batch)."""
 
-    def __init__(self, model, batcher):
-        self.model, self.batcher = model, batcher
+    def __init__(self, model, batcher, headroom: int = 0):
+        self.model, self.batcher, self.headroom = model, batcher, headroom
         self.cache = None
         self.rows: list[int] = []  # id() of each row's trajectory
         self.mask = torch.zeros(0, 0, dtype=torch.long)
@@ -80,7 +91,7 @@ class TurnCache:
         """Model inputs for this turn: the full sequences, with the cache of their beginnings when there is one."""
         b = self.batcher
         if self.cache is None:
-            return {**b.batch(active), "cache": GrowingCache()}
+            return {**b.batch(active), "cache": GrowingCache(self.headroom)}
         keep = [self.rows.index(id(t)) for t in active]
         if keep != list(range(len(self.rows))):
             self.cache.batch_select_indices(torch.tensor(keep))
@@ -106,12 +117,13 @@ class TurnCache:
                 images.append(image)
         out = {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": (ids == b.image_id).long(),
                "image_grid_thw": torch.stack([b.pixels(i)[1] for i in images]), "cache": self.cache}
+        body = core(self.model).model  # the VLM body, also under a PEFT wrapper
         if fresh:
             device = self.model.device
-            out["mm_encoder_outputs"] = {"image": self.model.model.get_image_features(
+            out["mm_encoder_outputs"] = {"image": body.get_image_features(
                 torch.cat([b.pixels(i)[0] for i in fresh]).to(device, self.model.dtype),
                 torch.stack([b.pixels(i)[1] for i in fresh]).to(device), return_dict=True)}
-        self.model.model.rope_deltas = None  # positions are recomputed from the mask, not from an earlier batch
+        body.rope_deltas = None  # positions are recomputed from the mask, not from an earlier batch
         return out
 
     def update(self, active: list, inputs: dict, cache, kept: list[int]) -> None:

@@ -86,3 +86,19 @@ def tiny_model(tiny):
 @pytest.fixture(scope="session")
 def tiny_processor(tiny):
     return tiny[1]
+
+
+@pytest.fixture(scope="session")
+def qwen25_standin(tmp_path_factory):
+    """A shrunken, randomly initialised Qwen/Qwen2.5-VL-7B-Instruct with the real file layout (`standin.py`)."""
+    from mini_o3_lite.standin import write_standin
+
+    return write_standin(tmp_path_factory.mktemp("qwen25_standin"), "qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def qwen3_standin(tmp_path_factory):
+    """A shrunken, randomly initialised Qwen/Qwen3-VL-8B-Instruct with the real file layout (`standin.py`)."""
+    from mini_o3_lite.standin import write_standin
+
+    return write_standin(tmp_path_factory.mktemp("qwen3_standin"), "qwen3_vl")

@@ -255,7 +255,7 @@ def test_eval_bad_model_path_is_one_line_and_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and str(missing) in err and err.startswith("mini-o3-lite eval: error:")
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     assert cli.main(["eval", "--model", str(tmp_path)]) == 2
-    assert "not a Qwen2.5-VL" in capsys.readouterr().err
+    assert "holds a 'llama' model; supported: Qwen2.5-VL" in capsys.readouterr().err
 
 
 def test_eval_model_words_and_argument_errors(capsys):
@@ -266,7 +266,9 @@ def test_eval_model_words_and_argument_errors(capsys):
     assert cli.model_dir("sft", tiny) == modeling.shipped("sft")
     with pytest.raises(modeling.ModelPathError, match="model_path"):
         cli.model_dir("base", full)  # the full preset names no checkpoint of its own
-    for bad in (["eval"], ["eval", "--model", "base", "--n", "0"], ["eval", "--model", "base", "--max-turns", "0"],
+    assert cli.main(["eval", "--set", "no_such_setting=1"]) == 2  # a one-line error naming the setting
+    assert "unknown setting 'no_such_setting'" in capsys.readouterr().err
+    for bad in (["eval", "--model", "base", "--n", "0"], ["eval", "--model", "base", "--max-turns", "0"],
                 ["eval", "--model", "base", "--split", "val"],
                 ["export", "--out", "x", "--format", "json"]):
         with pytest.raises(SystemExit) as exit_:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from mini_o3_lite import hints, protocol
-from mini_o3_lite.rollout import Batcher, RolloutConfig, model_policy, replay_policy, rollout, start
+from mini_o3_lite.rollout import Batcher, ChosenLogprobs, RolloutConfig, model_policy, replay_policy, rollout, start
 
 G = "<think>x</think><grounding>{}</grounding>"
 
@@ -158,6 +159,8 @@ def test_model_policy_never_samples_vision_tokens(tiny_processor):
         pass
     ids = tiny_processor.tokenizer.convert_tokens_to_ids(["<|image_pad|>", "<|vision_start|>", "<|vision_end|>"])
     assert set(ids) <= set(seen["suppress_tokens"])
+    # no batch x vocabulary scores kept per generated token (20 GB at Qwen's vocabulary): `ChosenLogprobs` records
+    assert not seen.get("output_scores") and any(isinstance(p, ChosenLogprobs) for p in seen["logits_processor"])
 
 
 def test_cache_reuse_across_turns_gives_the_same_rollouts():
@@ -198,3 +201,26 @@ def test_observation_turn_carries_the_hint_only_when_asked(tiny_processor):
     assert texts[True][1].endswith("Tiles: this view [0.5, 0.25, 0.75, 0.5], zoom in [0.5, 0.25, 0.625, 0.375], "
                                    "next tile [0.75, 0.25, 1.0, 0.5].")
     assert texts[True][2] == texts[False][2]  # not a tile: Mini-o3's text alone
+
+
+@pytest.mark.parametrize("temperature", [0.7, 1.0])
+def test_recorded_logprobs_are_the_sampling_distributions(temperature):
+    """The log-probs kept while sampling (`ChosenLogprobs`, one step behind `generate`) equal a teacher-forced
+    forward pass at the same temperature: what GRPO's importance ratio compares against."""
+    from mini_o3_lite import grpo, modeling, scenes
+    from mini_o3_lite.presets import load_preset
+
+    preset = load_preset("tiny")
+    model, processor = modeling.load(modeling.shipped("sft"))
+    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=2)
+    cfg = RolloutConfig(max_turns=3, max_new_tokens=preset.max_new_tokens, temperature=temperature, batch_size=2,
+                        hints=preset.tile_hints, seed=3)
+    trajs = rollout(records, [images[r.id] for r in records], processor, model_policy(model, cfg), cfg)
+    batcher = Batcher(processor)
+    for t in trajs:
+        batch, mask = grpo.masked_batch(batcher, [t], "cpu")
+        with torch.no_grad():
+            logp, _, tok_mask = grpo.token_logprobs(model, batch, mask, temperature)
+        forced = logp[0][tok_mask[0].bool()].tolist()
+        recorded = [lp for lp, m in zip(t.logprobs, t.model_mask, strict=True) if m]
+        assert recorded == pytest.approx(forced, abs=2e-3)
