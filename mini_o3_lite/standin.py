@@ -236,11 +236,25 @@ def _write_processor(path: Path, family: str) -> None:
                                                     **common, "video_processor_type": "Qwen3VLVideoProcessor"})
 
 
-def write_standin(path: str | Path, family: str = "qwen2_5_vl", seed: int = 0) -> Path:
-    """Write a shrunken, randomly initialised checkpoint of `family` with the real Qwen file layout to `path`.
+def _real_sized(family: str, size: str, ids: dict[str, int]) -> dict:
+    """The real config of `size` (its layers, widths and vocabulary), with the stand-in tokenizer's token ids."""
+    real = real_config(family, size)
+    tokens = {"vision_start_token_id": ids["<|vision_start|>"], "vision_end_token_id": ids["<|vision_end|>"],
+              "image_token_id": ids["<|image_pad|>"], "video_token_id": ids["<|video_pad|>"]}
+    ends = {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"]}
+    if family == "qwen2_5_vl":
+        return _merge(real, {**tokens, **ends, "vision_token_id": ids["<|vision_pad|>"]})
+    return _merge(real, {**tokens, "text_config": ends})
 
-    `path` should be new or empty (files of another family's layout are not removed). Deterministic: the same
-    family and seed give the same bytes in every file; the seed changes only model.safetensors.
+
+def write_standin(path: str | Path, family: str = "qwen2_5_vl", seed: int = 0, size: str = "tiny") -> Path:
+    """Write a randomly initialised checkpoint of `family` with the real Qwen file layout to `path`.
+
+    `size="tiny"`: shrunken, seconds on a CPU (the tests). A real size ("7b", "3b", "8b", "4b": `real_config`)
+    has the real layers and widths, for measuring memory and speed on a GPU (`benchmarks/cuda_check.py`); it is
+    initialised on the GPU when there is one. `path` should be new or empty (files of another family's layout
+    are not removed). Deterministic: the same family and seed give the same bytes in every file; the seed
+    changes only model.safetensors.
     """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -257,10 +271,19 @@ def write_standin(path: str | Path, family: str = "qwen2_5_vl", seed: int = 0) -
           {"bos_token_id": eot, "pad_token_id": eot, "do_sample": True, "eos_token_id": [eos, eot], **sampling})
     n_tokens = max(ids.values()) + 1  # the added tokens come last
     vocab_size = (n_tokens // 128 + 1) * 128  # padded past the tokenizer, as Qwen's 152064 > 151665
-    _dump(path / "config.json", _standin_config(family, ids, vocab_size))
+    tiny = size == "tiny"
+    _dump(path / "config.json", _standin_config(family, ids, vocab_size) if tiny else _real_sized(family, size, ids))
 
     torch.manual_seed(seed)
-    model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
+    device = "cuda" if not tiny and torch.cuda.is_available() else "cpu"
+    with torch.device(device):
+        model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(path),
+                                                        dtype=torch.float32 if tiny else torch.bfloat16)
+    if not tiny:  # billions of weights: transformers' sharded writer (it also handles tied embeddings)
+        generation = (path / "generation_config.json").read_text()
+        model.save_pretrained(path, max_shard_size="5GB")
+        (path / "generation_config.json").write_text(generation)  # Qwen's, not the one derived from the config
+        return path
     weights = {k: v.detach().to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}  # Qwen: bf16
     save_file(_qwen_layout(weights, family), str(path / "model.safetensors"), metadata={"format": "pt"})
     return path
