@@ -36,3 +36,18 @@ bench: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+# verl's environment beside the kit's: verl pins transformers < 5.11, the kit needs >= 5.24 (tests/verl/requirements.txt).
+VERL_VENV  := .venv-verl
+VERL_STAMP := $(VERL_VENV)/.installed
+.PHONY: test-verl
+
+$(VERL_STAMP): tests/verl/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_VENV)/bin/pip install --quiet --upgrade pip
+	$(VERL_VENV)/bin/pip install --quiet -r tests/verl/requirements.txt
+	$(VERL_VENV)/bin/pip install --quiet --no-deps -e . llamafactory==0.9.5 trl==0.24.0
+	touch $(VERL_STAMP)
+
+test-verl: $(VERL_STAMP)  ## the verl plugin and the scale-out exports against verl's and LLaMA-Factory's own code (CPU)
+	$(VERL_VENV)/bin/python -m pytest tests/verl -p no:cacheprovider

@@ -52,8 +52,9 @@ def coldstart(tmp_path_factory, tiny_processor) -> Path:
 
 def test_verl_parquet_reads_back_with_its_schema(dataset, tmp_path):
     written = export.export_verl(dataset, tmp_path)
-    assert {p.name for p in written} == {"train.parquet", "test.parquet", "zoom_tool_config.yaml", "reward_fn.py",
-                                         "run_mini_o3_verl.sh"}
+    assert {p.name for p in written} == {"train.parquet", "test.parquet", "zoom_tool_config.yaml",
+                                         "agent_loop_config.yaml", "reward_fn.py", "run_mini_o3_verl.sh",
+                                         "run_mini_o3_verl_1gpu_lora.sh"}
     table = pq.read_table(tmp_path / "test.parquet")
     assert table.column_names == ["data_source", "prompt", "images", "ability", "reward_model", "extra_info",
                                   "agent_name"]
@@ -70,42 +71,69 @@ def test_verl_parquet_reads_back_with_its_schema(dataset, tmp_path):
             assert img.size == rec.load_image(dataset).size
         assert (image["min_pixels"], image["max_pixels"]) == (40_000, 2_000_000)
         assert row["data_source"] == "visualprobe_lite" and row["ability"] == "visual_search"
-        assert row["agent_name"] == "tool_agent"
+        assert row["agent_name"] == "mini_o3_agent"
         assert row["reward_model"] == {"style": "rule", "ground_truth": rec.answer}
         extra = row["extra_info"]
         assert (extra["id"], extra["split"], extra["index"], extra["difficulty"]) == (rec.id, "test", i, rec.difficulty)
         assert extra["choices"] == rec.choices and extra["target_bbox"] == rec.target_bbox
-        create = extra["tools_kwargs"]["image_zoom_in_tool"]["create_kwargs"]
-        assert extra["need_tools_kwargs"] and create["image"].startswith("data:image/png;base64,")
     train = pq.read_table(tmp_path / "train.parquet").to_pylist()
     assert len(train) == 3 and all(r["extra_info"]["choices"] is None for r in train)  # typed, though all null
 
 
-def test_verl_tool_config_and_launch_script(dataset, tmp_path):
-    export.export_verl(dataset, tmp_path, splits=("test",))
-    config = yaml.safe_load((tmp_path / "zoom_tool_config.yaml").read_text())
-    (tool,) = config["tools"]
-    assert set(tool) == {"class_name", "config", "tool_schema"}
+def test_verl_configs_point_at_the_kits_plugins(dataset, tmp_path):
+    export.export_verl(dataset, tmp_path, splits=("test",), over_turn_masking=False)
+    (tool,) = yaml.safe_load((tmp_path / "zoom_tool_config.yaml").read_text())["tools"]
+    assert tool["class_name"] == "mini_o3_lite.verl_plugin.ZoomInTool" and tool["config"] == {"type": "native"}
     function = tool["tool_schema"]["function"]
     assert tool["tool_schema"]["type"] == "function" and function["name"] == "image_zoom_in_tool"
-    assert function["parameters"]["required"] == ["bbox_2d", "source"]
-    assert function["parameters"]["properties"]["bbox_2d"]["minItems"] == 4
-    script = (tmp_path / "run_mini_o3_verl.sh").read_text()
-    for flag in ("algorithm.adv_estimator=grpo", "data.train_batch_size=256", "actor_rollout_ref.rollout.n=16",
-                 "ppo_mini_batch_size=32", "optim.lr=1e-06", "clip_ratio_low=0.2", "clip_ratio_high=0.3",
-                 "use_kl_loss=False", "entropy_coeff=0", "max_assistant_turns=6", 'data.val_files="$HERE/test.parquet"',
-                 'tool_config_path="$HERE/zoom_tool_config.yaml"', 'custom_reward_function.path="$HERE/reward_fn.py"'):
+    assert function["parameters"]["required"] == ["grounding"]
+    assert yaml.safe_load((tmp_path / "agent_loop_config.yaml").read_text()) == [
+        {"name": "mini_o3_agent", "_target_": "mini_o3_lite.verl_plugin.MiniO3AgentLoop", "over_turn_masking": False}]
+
+
+@pytest.mark.parametrize("name, scale", [
+    ("run_mini_o3_verl.sh", ['"data.train_batch_size=256"', '"actor_rollout_ref.actor.ppo_mini_batch_size=32"',
+                             '"actor_rollout_ref.actor.optim.lr=1e-06"', '"trainer.nnodes=$NNODES"']),
+    ("run_mini_o3_verl_1gpu_lora.sh", ['"actor_rollout_ref.model.lora_rank=64"', '"trainer.n_gpus_per_node=1"',
+                                       '"actor_rollout_ref.actor.optim.lr=1e-05"', '"actor_rollout_ref.rollout.n=8"']),
+])
+def test_verl_launch_scripts(dataset, tmp_path, name, scale):
+    export.export_verl(dataset, tmp_path, splits=("test",))
+    script = (tmp_path / name).read_text()
+    assert "verl 0.9.1" in script and "pip install --no-deps -e" in script  # says which environment it runs in
+    for flag in ['"algorithm.adv_estimator=grpo"', '"algorithm.filter_groups.enable=True"',
+                 '"actor_rollout_ref.rollout.multi_turn.format=mini_o3_grounding"', "clip_ratio_low=0.2",
+                 "clip_ratio_high=0.3", "use_kl_loss=False", "entropy_coeff=0", "max_assistant_turns=6",
+                 '"data.val_files=$HERE/test.parquet"', '"+data.mm_processor_kwargs.max_pixels=2000000"',
+                 '"actor_rollout_ref.rollout.agent.agent_loop_config_path=$HERE/agent_loop_config.yaml"',
+                 '"reward.custom_reward_function.path=$HERE/reward_fn.py"', *scale]:
         assert flag in script, flag
+    keys = [line.strip().strip('"\\ ').split("=")[0] for line in script.splitlines() if line.startswith('    "')]
+    assert len(keys) == len(set(keys))  # each option once: Hydra would refuse a repeated one
     lines = script.rstrip("\n").split("\n")
-    start = lines.index("python3 -m verl.trainer.main_ppo \\")
+    start = lines.index('"$PYTHON" -m verl.trainer.main_ppo \\')
     assert all(line.endswith(" \\") for line in lines[start:-1]) and lines[-1] == '    "$@"'  # no broken continuation
-    assert subprocess.run(["bash", "-n", str(tmp_path / "run_mini_o3_verl.sh")]).returncode == 0
+    assert subprocess.run(["bash", "-n", str(tmp_path / name)]).returncode == 0
+    assert (tmp_path / name).stat().st_mode & 0o111
+
+
+def test_verl_script_refuses_an_interpreter_without_the_plugin(dataset, tmp_path):
+    export.export_verl(dataset, tmp_path, splits=("test",))
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(tmp_path / "not-verls-python"), "MODEL_PATH": str(tmp_path)}
+    done = subprocess.run(["bash", str(tmp_path / "run_mini_o3_verl.sh")], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "run in verl's environment" in done.stderr
+
+
+def test_verl_reward_scores_the_answer_the_agent_loop_parsed(dataset, tmp_path):
+    export.export_verl(dataset, tmp_path, splits=("test",))
     namespace: dict = {}
     exec(compile((tmp_path / "reward_fn.py").read_text(), "reward_fn.py", "exec"), namespace)
     score = namespace["compute_score"]
-    assert score("visualprobe_lite", "<think>x</think><answer>The Red.</answer>", "red") == 1.0
-    assert score("visualprobe_lite", "<answer>B</answer>", "A", {"choices": ["red", "blue"]}) == 0.0
-    assert score("visualprobe_lite", "no answer", "red") == 0.0
+    response = "<answer> and </answer> from an observation's reminder, then <answer>red</answer>"
+    assert score("visualprobe_lite", response, "red", {"model_answer": "The Red."}) == 1.0
+    assert score("visualprobe_lite", response, "A", {"model_answer": "B", "choices": ["red", "blue"]}) == 0.0
+    assert score("visualprobe_lite", response, "A", {"model_answer": "red", "choices": ["red", "blue"]}) == 1.0
+    assert score("visualprobe_lite", response, "red", {"model_answer": None}) == 0.0
 
 
 def test_sharegpt_follows_llamafactory_rules(coldstart, tmp_path):
