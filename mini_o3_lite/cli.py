@@ -164,7 +164,7 @@ def export_cmd(args: argparse.Namespace) -> int:
     try:
         preset = preset_from(args)
         if args.format in ("verl", "all"):
-            data_dir, _ = scenes.ensure_dataset(preset)
+            data_dir, _ = scenes.ensure_dataset(preset, args.split)  # one split, or both
             splits = (args.split,) if args.split else ("train", "test")
             written += export.export_verl(data_dir, out / "verl", splits)
         if args.format in ("sharegpt", "trl", "all"):

@@ -291,8 +291,12 @@ def save_png(img: Image.Image, path: Path) -> None:
 
 
 def write_records(path: str | Path, records: Iterable[Record],
-                  images: dict[str, Image.Image] | None = None) -> list[Record]:
-    """Write records as JSONL; `images[record.id]`, when given, is saved as `images/<id>.png` beside it."""
+                  images: dict[str, Image.Image] | None = None, append: bool = False) -> list[Record]:
+    """Write records as JSONL; `images[record.id]`, when given, is saved as `images/<id>.png` beside it.
+
+    `append` adds the records to an existing file (a split written a part at a time); all lines are
+    written at once, after the images.
+    """
     path, written, names = Path(path), [], {}
     path.parent.mkdir(parents=True, exist_ok=True)
     for rec in records:
@@ -307,7 +311,7 @@ def write_records(path: str | Path, records: Iterable[Record],
         elif Path(rec.image).is_absolute():
             rec.image = Path(os.path.relpath(rec.image, path.parent.resolve())).as_posix()
         written.append(rec)
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
+    with open(path, "a" if append else "w", encoding="utf-8", newline="\n") as fh:
         fh.writelines(json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) + "\n" for r in written)
     return written
 

@@ -241,7 +241,7 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
     from .scenes import ensure_dataset
 
     config = config or settings(preset)
-    data_dir, data = ensure_dataset(preset)
+    data_dir, data = ensure_dataset(preset, split, n)  # the split's first n scenes: only those are made
     lo, hi = pixels or (preset.min_pixels, preset.max_pixels)
     records = read_records(data_dir / f"{split}.jsonl")[:n]
     folder = stage_dir(preset.name, "eval") / name

@@ -330,7 +330,7 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
     masking, drop = VARIANTS[variant]
     preset = replace(preset, rl=replace(preset.rl, over_turn_masking=masking, drop_exceeded_from_stats=drop))
     sft_dir, sft = ensure_sft(preset) if init is None else (Path(init), {"config_hash": str(init)})
-    data_dir, data = ensure_dataset(preset)
+    data_dir, data = ensure_dataset(preset, "train")
 
     def build(folder):
         records = read_records(data_dir / "train.jsonl")

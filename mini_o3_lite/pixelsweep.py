@@ -52,7 +52,7 @@ def teacher_cost(preset: Preset, side: int, records, images, processor) -> dict:
     budget, before = at_budget(preset, side), pixel_budget(processor)
     set_pixel_budget(processor, budget.min_pixels, budget.max_pixels)
     try:
-        kept, _, _ = scripted_trajectories(records, images, processor, budget, TeacherConfig(), 64)
+        kept, _, _ = scripted_trajectories(records, images, processor, budget, TeacherConfig(), 64, fit_context=False)
     finally:
         set_pixel_budget(processor, *before)
     view = pixels.visual_tokens(side, side, budget.min_pixels, budget.max_pixels)
@@ -74,7 +74,7 @@ def ensure_adapted(preset: Preset, side: int, init: str | Path, epochs: float):
     from .sft import train_sft
     from .teacher import TeacherConfig, scripted_trajectories
 
-    data_dir, data = ensure_dataset(preset)  # the preset's scenes, whatever the budget
+    data_dir, data = ensure_dataset(preset, "train", preset.sft.n_trajectories)  # the preset's scenes, any budget
     budget = at_budget(preset, side)
 
     def build(out: Path) -> dict:
@@ -146,7 +146,7 @@ def sweep(preset: Preset, sides, init: str | Path, epochs: float = 1.0, n: int |
     from .data import open_image, read_records
     from .scenes import ensure_dataset
 
-    data_dir, _ = ensure_dataset(preset)
+    data_dir, _ = ensure_dataset(preset, "test", n)
     records = read_records(data_dir / "test.jsonl")[:n]
     held_out = (records, [open_image(r, data_dir) for r in records])
     results = []

@@ -135,6 +135,10 @@ class Preset:
     # copies a box but cannot compute the next one. False is Mini-o3's observation text (the full preset).
     # Tiny: on, with a base pretrained on hint fragments (fragments.py); the first base's SFT agent 0.43 vs 0.28 without
     tile_hints: bool = False
+    # share of the scripted teacher's cold-start searches that zoom the target's quadrant first at every level
+    # (`teacher.TeacherConfig.direct`): a real VLM localises, so most of its searches are short; the tiny base
+    # cannot (quadrant accuracy near chance), so there it would teach random orders
+    teacher_direct: float = 0.0
     # recompute activations in the backward pass (SFT and GRPO): memory for time, what a 7B on one GPU needs
     gradient_checkpointing: bool = False
     data: DataConfig = field(default_factory=DataConfig)
@@ -180,6 +184,7 @@ FULL = Preset(
     rollout_batch_size=32,
     eval_batch_size=32,
     gradient_checkpointing=True,
+    teacher_direct=0.75,  # a quarter still search depth-first (with trial and error where a decoy is zoomed)
     data=DataConfig(canvas=4096, n_train=4000, n_test=500),
     sft=SFTConfig(epochs=3.0, batch_size=1, lr=1e-5, lora=True, lora_rank=64, n_trajectories=6000),
     rl=RLConfig(steps=200, prompts_per_step=32, group_size=16, lr=1e-6, mini_batch_prompts=4, micro_batch_size=2,

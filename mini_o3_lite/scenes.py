@@ -6,19 +6,29 @@ question names the target by its attributes ("What colour is the dot on the purp
 and the answer is the colour of that dot: the decisive detail, about 2 px wide when the whole
 canvas is squeezed into the preset's max pixels, readable only after zooming in.
 
-Sizes are set in pixels *of the full view* (the canvas resized to max pixels), so the same rules
-hold for any canvas or pixel budget. What a view shows follows three thresholds on apparent size
-(DESIGN.md section 6: the tiny model perceives in words): a shape's colour can be made out from
-6 px ("a purple spot"), its shape from 14 px, its dot from 7 px. The tile hierarchy is the kit's
-search space: each view splits into four quadrant tiles, written as ordinary Mini-o3 `bbox_2d`
-boxes relative to the view they are cut from. Objects sit inside cells of the third tile level,
-so no tile of the hierarchy cuts an object in two.
+Sizes are set in pixels *of the full view* (the canvas resized to max pixels) as they would be if
+every quadrant zoom doubled what a view shows, which it does when min pixels = max pixels (`tiny`:
+every crop is resized to the same view). What a view shows follows three thresholds on apparent
+size (the tiny model perceives in words): a shape's colour can be made out from 6 px ("a purple
+spot"), its shape from 14 px, its dot from 7 px. A budget like Mini-o3's (`full`: 40,000 to
+2,000,000 pixels) shrinks a crop while it holds more than max pixels and enlarges it only below min
+pixels: in between, a tile is shown at the canvas's own resolution, and zooming deeper shows nothing
+larger. So each size is scaled for the depth at which it is meant to be read, at the scale the
+actual budget gives that depth (`depth_unit`): large bodies take shape one zoom in, small bodies and
+their coarse dots two, fine dots three. Under a doubling budget this is the full-view rule; under
+any other, the rules of `seen` hold at the same depths, except where depth three shows no more than
+depth two: there a fine dot is as large as a coarse one and is read at depth two.
+
+The tile hierarchy is the kit's search space: each view splits into four quadrant tiles, written as
+ordinary Mini-o3 `bbox_2d` boxes relative to the view they are cut from. Objects sit inside cells of
+the third tile level, so no tile of the hierarchy cuts an object in two.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -30,7 +40,7 @@ COLOUR_RGB = {
 }  # fmt: skip
 BACKGROUND = (128, 128, 128)
 
-# Sizes in pixels of the full view (the canvas at the preset's max pixels).
+# Sizes in pixels of the full view (the canvas at the preset's max pixels) when every zoom doubles them.
 LARGE, SMALL = 8.0, 4.0  # object bodies: large ones are visible at once, small ones after a zoom
 MARK_COARSE, MARK_FINE = 0.5, 0.25  # dot diameter as a fraction of the body (fine: one zoom deeper)
 # Apparent sizes (pixels of a view) from which the colour, the shape and the dot can be made out.
@@ -152,6 +162,19 @@ def view_scale(region: Region, min_pixels: int, max_pixels: int) -> float:
     w, h = region[2] - region[0], region[3] - region[1]
     rh, rw = smart_resize(h, w, min_pixels, max_pixels)
     return min(rw / w, rh / h)
+
+
+def depth_unit(canvas: int, depth: int, min_pixels: int, max_pixels: int) -> float:
+    """Canvas pixels per full-view pixel for a size meant to be read `depth` quadrant zooms in.
+
+    Such a size should show `2**depth` times larger in a tile of that depth than in the full view; this
+    is the factor that makes it do so at the actual budget (the canvas side over the full view's side
+    when every zoom doubles the view, as in `tiny`).
+    """
+    region: Region = (0, 0, canvas, canvas)
+    for _ in range(depth):
+        region = sub_region(region, TILE_BOXES[0])
+    return 2**depth / view_scale(region, min_pixels, max_pixels)
 
 
 def seen(scene: Scene, region: Region, min_pixels: int, max_pixels: int) -> list[tuple[SceneObject, str]]:
@@ -290,16 +313,18 @@ def generate(
         raise ValueError(f"need >= 4 known colours and >= 2 shapes, got colours={colours}, shapes={shapes}")
     spec, rng = DIFFICULTIES[difficulty], random.Random(f"visualprobe-lite/{difficulty}/{seed}")
     view_side = smart_resize(canvas, canvas, min_pixels, max_pixels)[1]
-    unit = canvas / view_side  # canvas pixels per full-view pixel
+    unit = {depth: depth_unit(canvas, depth, min_pixels, max_pixels) for depth in (1, 2, 3)}
     cells = 2**LEVELS
     cell = canvas // cells
-    large, small = round(LARGE * unit), round(SMALL * unit)
+    large, small = round(LARGE * unit[1]), round(SMALL * unit[2])  # shapes one zoom in, and two
+    fine = min(MARK_COARSE, MARK_FINE * unit[3] / unit[2])  # a fine dot is read one zoom deeper than a coarse one
+    target_frac = fine if spec.mark_frac == MARK_FINE else spec.mark_frac
     if large + 4 > cell:
         raise ValueError(f"canvas {canvas} is too small for its {cells}x{cells} cells at this pixel budget")
 
     colour, shape = rng.choice(colours), rng.choice(shapes)
     others = [c for c in colours if c != colour]
-    specs = [(colour, shape, small, spec.mark_frac, "target")]
+    specs = [(colour, shape, small, target_frac, "target")]
     for _ in range(rng.randint(*spec.decoys)):
         specs.append((colour, rng.choice([s for s in shapes if s != shape]), small, MARK_COARSE, "decoy"))
     for _ in range(rng.randint(*spec.distractors)):
@@ -386,25 +411,37 @@ def scene_from_meta(meta: dict, difficulty: str) -> Scene:
 # ----------------------------------------------------------------------------------------------
 
 
-def make_split(data, split: str, min_pixels: int, max_pixels: int, n: int | None = None, choices: bool = False):
-    """Records and images of a split. Train and test draw scene seeds from disjoint streams.
+def difficulty_order(data, split: str, n: int | None = None) -> list[str]:
+    """The difficulty of each record of a split of `n` records (default: the preset's size of that split).
 
-    `data` is a preset's `DataConfig`. Difficulties follow `data.mix`, interleaved deterministically.
+    Difficulties follow `data.mix`, interleaved deterministically (easy, medium, hard, easy, ...).
     """
-    from .data import Record  # scenes knows nothing of files; the record type lives in data.py
-
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     n = n if n is not None else (data.n_train if split == "train" else data.n_test)
-    base = data.train_seed if split == "train" else data.test_seed
     names = list(DIFFICULTIES)
     counts = [round(n * w / sum(data.mix)) for w in data.mix]
     counts[1] = min(counts[1], n - counts[0])  # two halves rounded up (mix (0.5, 0.5, 0), odd n) must not pass n
     counts[-1] = n - sum(counts[:-1])
-    order = [d for i in range(n) for d, c in zip(names, counts, strict=True) if i < c]  # interleaved
+    return [d for i in range(n) for d, c in zip(names, counts, strict=True) if i < c]
+
+
+def make_split(data, split: str, min_pixels: int, max_pixels: int, n: int | None = None, choices: bool = False,
+               part: slice | None = None):
+    """Records and images of a split of `n` records (default: the preset's size). Train and test draw scene seeds
+    from disjoint streams.
+
+    `data` is a preset's `DataConfig`; difficulties follow `difficulty_order`. `part` makes only some records of
+    the split (`slice(2)`: its first two): record i depends on i and the split's size alone, so a split made in
+    parts is the split made at once.
+    """
+    from .data import Record  # scenes knows nothing of files; the record type lives in data.py
+
+    order = difficulty_order(data, split, n)
+    base = data.train_seed if split == "train" else data.test_seed
     records, images = [], {}
-    for i, difficulty in enumerate(order):
-        scene = generate(base + i, difficulty, data.canvas, min_pixels, max_pixels, data.colours, data.shapes)
+    for i in range(len(order))[part or slice(None)]:
+        scene = generate(base + i, order[i], data.canvas, min_pixels, max_pixels, data.colours, data.shapes)
         rid = f"vpl-{split}-{i:05d}"
         fields = record_fields(scene, min_pixels, max_pixels, data.colours, choices)
         records.append(Record(id=rid, image="", source="visualprobe_lite", **fields))
@@ -412,20 +449,40 @@ def make_split(data, split: str, min_pixels: int, max_pixels: int, n: int | None
     return records, images
 
 
-def build_dataset(preset, folder) -> dict:
-    """Write `train.jsonl` and `test.jsonl` (+ PNGs) for a preset into `folder`; returns statistics."""
-    import shutil
-    from pathlib import Path
+def build_dataset(preset, folder: str | Path, sizes: dict[str, int] | None = None, chunk: int = 16) -> dict:
+    """Write `train.jsonl` and `test.jsonl` (+ PNGs) for a preset into `folder`; returns statistics.
 
+    `sizes` asks for the first records of some splits only (`{"test": 2}`; default: both splits whole). What
+    `folder` already holds of the same dataset (`ensure_dataset` sees to that) is extended, never made again,
+    `chunk` records at a time, so that a 4,096-px split is never held in memory at once and an interrupted
+    build resumes where it stopped. The statistics count the records of each split now in `folder`.
+    """
     from .data import write_records
 
-    folder, stats = Path(folder), {}
-    shutil.rmtree(folder / "images", ignore_errors=True)  # no stale pictures from a larger earlier build
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, stop in (sizes or {"train": preset.data.n_train, "test": preset.data.n_test}).items():
+        path = folder / f"{split}.jsonl"
+        for start in range(_records_written(path), stop, chunk):
+            records, images = make_split(preset.data, split, preset.min_pixels, preset.max_pixels,
+                                         part=slice(start, min(start + chunk, stop)))
+            write_records(path, records, images, append=True)
+    stats = {}
     for split in ("train", "test"):
-        records, images = make_split(preset.data, split, preset.min_pixels, preset.max_pixels)
-        write_records(folder / f"{split}.jsonl", records, images)
-        stats[split] = {d: sum(r.difficulty == d for r in records) for d in DIFFICULTIES}
+        built = difficulty_order(preset.data, split)[: _records_written(folder / f"{split}.jsonl")]
+        stats[split] = {d: built.count(d) for d in DIFFICULTIES}
     return stats
+
+
+def _records_written(path: Path) -> int:
+    """Records in a split's JSONL; a last line cut short (a build interrupted mid-write) is removed."""
+    if not path.is_file():
+        return 0
+    text = path.read_bytes()
+    whole = text[: text.rfind(b"\n") + 1]
+    if whole != text:
+        path.write_bytes(whole)
+    return whole.count(b"\n")
 
 
 def dataset_config(preset) -> dict:
@@ -433,14 +490,28 @@ def dataset_config(preset) -> dict:
     return {"data": asdict(preset.data), "min_pixels": preset.min_pixels, "max_pixels": preset.max_pixels}
 
 
-def ensure_dataset(preset) -> tuple:
-    """`runs/<preset>/data/`, built once per config (every notebook that needs the data calls this).
+def ensure_dataset(preset, split: str | None = None, n: int | None = None) -> tuple:
+    """`runs/<preset>/data/`, built once per config and only as far as it is asked for.
 
-    Returns (folder, manifest).
+    Every stage that reads the data calls this. With no `split`, both splits whole (training needs them);
+    with a `split`, only its first `n` records (all of it when `n` is None): an evaluation of a few questions
+    draws and saves those scenes, not the thousands of large canvases of a whole dataset. A later, larger
+    request extends the files (`build_dataset`), so however the dataset is built up, it holds the same bytes,
+    under the same config hash, as one built at once. Returns (folder, manifest); the manifest's metrics count
+    the records built per split and difficulty.
     """
-    from .manifest import cached_stage, stage_dir
+    from .manifest import MANIFEST, cached_stage, config_hash, read_manifest, stage_dir
 
-    folder = stage_dir(preset.name, "data")
-    build = lambda f: build_dataset(preset, f)  # noqa: E731
-    stage = cached_stage(folder, dataset_config(preset), build, seed=preset.data.train_seed)
+    whole = {"train": preset.data.n_train, "test": preset.data.n_test}
+    if split is not None and split not in whole:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    sizes = whole if split is None else {split: whole[split] if n is None else min(n, whole[split])}
+    folder, config = stage_dir(preset.name, "data"), dataset_config(preset)
+    manifest = read_manifest(folder)
+    if manifest is not None and config_hash(manifest["config"]) == config_hash(config):
+        if all(sum(manifest["metrics"][s].values()) >= k for s, k in sizes.items()):
+            return folder, manifest
+        (folder / MANIFEST).unlink()  # the same scenes, too few of them: extended below, not made again
+    build = lambda f: build_dataset(preset, f, sizes)  # noqa: E731
+    stage = cached_stage(folder, config, build, seed=preset.data.train_seed)
     return folder, stage

@@ -52,7 +52,8 @@ Reasoning patterns (Mini-o3's names), mixed by a setting:
   earlier view (`source` names `original_image` or an earlier observation);
 - target maintenance: before answering, the target's view is zoomed once more and re-read;
 - direct: the right quadrant first at every level (what localisation buys: fewer turns); off by
-  default, since the tiny base cannot localise.
+  default, since the tiny base cannot localise, and most of the `full` preset's searches
+  (`Preset.teacher_direct`), since a real VLM can.
 The trajectories are replayed through the real agent loop (`rollout.replay_policy`), so their
 crops, observations and tokens are exactly those of a model's rollout; only trajectories that end
 with the correct answer within the turn budget are kept.
@@ -61,6 +62,7 @@ with the correct answer within the turn budget are kept.
 from __future__ import annotations
 
 import random
+import sys
 from collections import Counter
 from dataclasses import dataclass
 
@@ -201,14 +203,18 @@ def pattern_of(turns: list[str], direct: bool, maintenance: bool) -> str:
 
 
 def scripted_trajectories(records, images, processor, preset, config: TeacherConfig, max_turns: int,
-                          save_to=None, chunk: int = 32):
+                          save_to=None, chunk: int = 32, fit_context: bool = True):
     """Run the scripted teacher on every record through the agent loop; returns (kept, patterns, stats).
 
-    Kept trajectories end with the correct answer within `max_turns` turns (the rest are counted).
-    The records are replayed `chunk` at a time. With `save_to`, each chunk's kept trajectories are
-    written there as soon as they are replayed (`save_trajectories`) and come back holding their image
-    files' paths, as `load_trajectories(images=False)` gives them: each one holds its 1,024-px
-    original and crops, and a training split of them held at once costs 2 GB.
+    Kept trajectories end with the correct answer within `max_turns` turns and, with `fit_context`,
+    within the preset's context: the whole conversation in `context_length` tokens, since SFT trains on
+    it whole and a replayed script has no turn left to generate (so no `context_reserve`). The rest are
+    counted by how they ended ("context" for those too long). `fit_context=False` keeps searches of any
+    length, to measure what they cost (`pixelsweep.teacher_cost`). The records are replayed `chunk` at
+    a time. With `save_to`, each chunk's kept trajectories are written there as soon as they are
+    replayed (`save_trajectories`) and come back holding their image files' paths, as
+    `load_trajectories(images=False)` gives them: each one holds its 1,024-px original and crops, and a
+    training split of them held at once costs 2 GB.
     """
     from dataclasses import replace
     from pathlib import Path
@@ -222,14 +228,17 @@ def scripted_trajectories(records, images, processor, preset, config: TeacherCon
         scene = scenes.scene_from_meta(rec.meta, rec.difficulty)
         script[rec.id] = search_turns(scene, preset, direct, maintenance, config.absolute_boxes)
         patterns[rec.id] = pattern_of(script[rec.id], direct, maintenance)
-    settings = RolloutConfig(max_turns=max_turns, context_length=10**6, max_images=max_turns + 1, batch_size=chunk,
-                             hints=preset.tile_hints)
+    context = preset.context_length if fit_context else sys.maxsize
+    settings = RolloutConfig(max_turns=max_turns, context_length=context, context_reserve=0,
+                             max_images=max_turns + 1, batch_size=chunk, hints=preset.tile_hints)
     kept, dropped = [], Counter()
     for start in range(0, len(records), chunk):
         trajs = rollout(records[start:start + chunk], images[start:start + chunk], processor,
                         replay_policy(script), settings)
         for t in trajs:
             t.reward = float(t.answer == t.answer_key)
+            if len(t.input_ids) > context:  # the answer turn itself passed the context (the loop checks observations)
+                t.finish, t.exceeded = "context", True
         right = [t.finish == "answer" and t.answer == t.answer_key for t in trajs]
         dropped.update(t.finish for t, ok in zip(trajs, right, strict=True) if not ok)
         good = [t for t, ok in zip(trajs, right, strict=True) if ok]
@@ -398,7 +407,8 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
     """`runs/<preset>/coldstart/`: scripted trajectories on the training split, built once per config.
 
     Returns (folder, manifest); the manifest's metrics are the teacher's statistics (yield, patterns,
-    turns). `max_turns` defaults to the test-time budget: the cold start shows whole searches.
+    turns). `config` defaults to the preset's share of direct searches (`teacher_direct`); `max_turns` to
+    the test-time budget: the cold start shows whole searches.
     """
     from dataclasses import asdict
 
@@ -406,9 +416,9 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
     from .manifest import cached_stage, stage_dir
     from .modeling import load_processor, model_path
 
-    config = config or TeacherConfig(seed=preset.seed)
+    config = config or TeacherConfig(direct=preset.teacher_direct, seed=preset.seed)
     max_turns = max_turns or preset.max_turns_eval
-    data_dir, data = scenes.ensure_dataset(preset)
+    data_dir, data = scenes.ensure_dataset(preset, "train", preset.sft.n_trajectories)
     path = model_path(preset.model_path, preset.name)
 
     def build(folder):

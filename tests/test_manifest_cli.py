@@ -281,7 +281,7 @@ def test_eval_runs_the_shipped_base_and_prints_table_and_protocol(tmp_path, monk
     from mini_o3_lite import scenes
 
     data = _tiny_dataset(tmp_path / "data")
-    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset: (data, {"config_hash": "test"}))
+    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset, split=None, n=None: (data, {"config_hash": "test"}))
     monkeypatch.chdir(tmp_path)  # runs/ goes under tmp_path, not the checkout
     assert cli.main(["eval", "--preset", "tiny", "--model", "base", "--n", "2", "--max-turns", "1"]) == 0
     out = capsys.readouterr().out
@@ -293,7 +293,7 @@ def test_export_cli_writes_verl_files_and_reports_bad_input_in_one_line(tmp_path
     from mini_o3_lite import scenes
 
     data = _tiny_dataset(tmp_path / "data", n=1)
-    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset: (data, {"config_hash": "test"}))
+    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset, split=None, n=None: (data, {"config_hash": "test"}))
     assert cli.main(["export", "--format", "verl", "--out", str(tmp_path / "out"), "--split", "test"]) == 0
     assert (tmp_path / "out" / "verl" / "test.parquet").is_file()
     assert not (tmp_path / "out" / "verl" / "train.parquet").exists()

@@ -123,6 +123,21 @@ def test_objects_sit_in_distinct_deepest_tiles(difficulty):
                    for o in scene.objects)  # no tile boundary cuts an object
 
 
+def test_full_budget_scenes_are_read_within_the_tile_hierarchy():
+    """Under Mini-o3's budget (40,000 to 2,000,000 pixels) a crop is enlarged only up to the canvas's own
+    resolution, so a deeper tile stops showing more; sizes follow the scale each depth really gets, so the
+    target is still hidden in the full view and its dot readable within the hierarchy's three levels."""
+    full = load_preset("full")
+    lo, hi = full.min_pixels, full.max_pixels
+    for difficulty in scenes.DIFFICULTIES:
+        for seed in range(8):
+            scene = scenes.generate(seed, difficulty, full.data.canvas, lo, hi, COLOURS, SHAPES)
+            meta = scenes.record_fields(scene, lo, hi, COLOURS)["meta"]
+            assert meta["target_px_full_view"] < scenes.SPOT_PX
+            assert 2 <= meta["oracle_depth"] <= scenes.LEVELS
+            assert meta["detail_px"]["after_tile_path"][-1] >= scenes.MARK_PX
+
+
 # ---------------------------------------------------------------------------------------------- the oracle's path
 @pytest.mark.parametrize("difficulty", list(scenes.DIFFICULTIES))
 def test_tile_path_leads_to_the_target(difficulty):
@@ -266,6 +281,45 @@ def test_make_split_counts_follow_the_mix(n, mix):
     firsts = [r.difficulty for r in records[: sum(c > 0 for c in counts)]]
     assert firsts == [d for d, c in zip(scenes.DIFFICULTIES, counts, strict=True) if c > 0]  # interleaved
     assert len({r.id for r in records}) == n
+
+
+def test_a_split_made_in_parts_is_the_split_made_at_once():
+    records, images = scenes.make_split(P.data, "test", LO, HI, n=7)
+    parts = [scenes.make_split(P.data, "test", LO, HI, n=7, part=part)
+             for part in (slice(2), slice(2, 5), slice(5, None))]
+    assert [r.to_json() for made, _ in parts for r in made] == [r.to_json() for r in records]
+    assert [im.tobytes() for _, made in parts for im in made.values()] == [images[r.id].tobytes() for r in records]
+
+
+def test_dataset_built_in_parts_is_byte_identical_to_one_built_at_once(tmp_path):
+    preset = load_preset("tiny", **{"data.n_train": 5, "data.n_test": 7})
+    once = scenes.build_dataset(preset, tmp_path / "once")
+    parts = tmp_path / "parts"
+    assert scenes.build_dataset(preset, parts, {"test": 2})["test"] == {"easy": 1, "medium": 1, "hard": 0}
+    with open(parts / "test.jsonl", "a") as fh:
+        fh.write('{"answer": "re')  # a line cut short by an interrupted build
+    scenes.build_dataset(preset, parts, {"test": 5, "train": 1}, chunk=2)
+    assert scenes.build_dataset(preset, parts) == once
+    assert _files(parts) == _files(tmp_path / "once")
+
+
+def test_ensure_dataset_makes_only_the_records_asked_for(checkout):
+    """An evaluation of 2 questions at the full preset makes 2 scenes of 4,096 px, not all 4,500, and a later,
+    larger request extends what is there under the same config hash."""
+    full = load_preset("full")
+    folder, manifest = scenes.ensure_dataset(full, "test", 2)
+    assert [r.id for r in data.read_records(folder / "test.jsonl")] == ["vpl-test-00000", "vpl-test-00001"]
+    assert not (folder / "train.jsonl").exists() and len(list((folder / "images").iterdir())) == 2
+    assert manifest["metrics"] == {"train": {"easy": 0, "medium": 0, "hard": 0},
+                                   "test": {"easy": 1, "medium": 1, "hard": 0}}
+    again = scenes.ensure_dataset(full, "test", 1)[1]  # already made: read back, nothing is made again
+    assert again == json.loads(json.dumps(manifest))
+    first = _files(folder)
+    _, extended = scenes.ensure_dataset(full, "test", 3)
+    assert extended["config_hash"] == manifest["config_hash"] and extended["metrics"]["test"]["hard"] == 1
+    now = _files(folder)
+    assert all(now[name] == first[name] for name in first if name.startswith("images/"))
+    assert now["test.jsonl"].startswith(first["test.jsonl"]) and len(now) == len(first) + 1
 
 
 def test_build_dataset_writes_both_splits(tmp_path):

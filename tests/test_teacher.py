@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from mini_o3_lite import rollout, scenes, teacher
+from collections import Counter
+from dataclasses import replace
+
+from mini_o3_lite import modeling, rollout, scenes, teacher
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import replay_policy
 
@@ -104,3 +107,34 @@ def test_fewshot_context_reaches_the_model_input(tiny_processor):
     text = tiny_processor.tokenizer.decode(traj.input_ids)
     assert text.count("<|im_start|>system") == 1 and exemplars[0].question in text
     assert text.rindex(records[8].question) > text.rindex(exemplars[0].question)
+
+
+def test_full_preset_teacher_solves_every_difficulty_within_the_training_turns(qwen25_standin):
+    """At the full preset's 4,096-px canvas and Mini-o3's pixel budget (40,000 to 2,000,000 pixels), no tile of
+    the hierarchy is shown larger than the canvas's own resolution: the scenes must still be readable within it,
+    and the preset's teacher must end most searches of each difficulty within Mini-o3's 6 training turns."""
+    full = load_preset("full", model_path=str(qwen25_standin))
+    records, images = scenes.make_split(full.data, "train", full.min_pixels, full.max_pixels, n=12)
+    config = teacher.TeacherConfig(direct=full.teacher_direct, seed=full.seed)
+    kept, patterns, stats = teacher.scripted_trajectories(records, [images[r.id] for r in records],
+                                                          modeling.processor_for(full), full, config,
+                                                          full.max_turns_train)
+    asked = Counter(r.difficulty for r in records)
+    solved = Counter(r.difficulty for r in records if r.id in {t.id for t in kept})
+    assert all(solved[d] > asked[d] / 2 for d in scenes.DIFFICULTIES), (solved, stats)
+    assert all(t.turns <= full.max_turns_train and len(t.input_ids) <= full.context_length for t in kept)
+    assert "depth_first" in patterns.values() and "direct" in patterns.values()  # a mix, not only straight zooms
+
+
+def test_trajectories_past_the_context_are_dropped_and_counted(tiny_processor):
+    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=8)
+    images = [images[r.id] for r in records]
+    config = teacher.TeacherConfig(seed=0)
+    unlimited, _, _ = teacher.scripted_trajectories(records, images, tiny_processor, P, config, P.max_turns_eval,
+                                                    fit_context=False)
+    lengths = sorted(len(t.input_ids) for t in unlimited)
+    cap = lengths[len(lengths) // 2]  # a context that the longer searches pass
+    kept, _, stats = teacher.scripted_trajectories(records, images, tiny_processor, replace(P, context_length=cap),
+                                                   config, P.max_turns_eval)
+    assert [t.id for t in kept] == [t.id for t in unlimited if len(t.input_ids) <= cap]
+    assert stats["dropped_finish"]["context"] == sum(n > cap for n in lengths) > 0
