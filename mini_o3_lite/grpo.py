@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from . import memory, scoring
+from . import memory, modeling, scoring
 from .checkpoint import recover_checkpoint, save_checkpoint
 from .modeling import freeze_vision, load_for, lora_config, save
 from .presets import Preset
@@ -80,8 +80,15 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
 
 
 def token_logprobs(model, batch: dict, model_mask: torch.Tensor, temperature: float):
-    """Log-probabilities (at the sampling temperature) and entropies of each next token, with its mask."""
+    """Log-probabilities and entropies of each next token under the sampling distribution, with its mask.
+
+    The sampling distribution is the model's at `temperature` with the vision tokens suppressed (the rollout
+    never samples them), so these log-probs and the ones recorded while sampling are the same function.
+    """
     logits = model(**batch).logits[:, :-1].float() / temperature
+    config = modeling.core(model).config
+    vision = [config.image_token_id, config.video_token_id, config.vision_start_token_id, config.vision_end_token_id]
+    logits[..., vision] = -1e9  # probability 0, but a finite log-prob where a prompt's image token is the target
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
@@ -156,6 +163,15 @@ def masked_batch(batcher: Batcher, trajs: list[Trajectory], device) -> tuple[dic
     return batch, mask
 
 
+def recorded_logprobs(trajs: list[Trajectory], width: int, device) -> torch.Tensor:
+    """The log-probs recorded while sampling, laid out as `token_logprobs` returns them for `masked_batch`:
+    left-padded to `width` tokens, shifted by one (entry j is the log-prob of token j + 1)."""
+    old = torch.zeros(len(trajs), width - 1, device=device)
+    for row, t in enumerate(trajs):
+        old[row, width - len(t.logprobs):] = torch.tensor(t.logprobs[1:], dtype=torch.float)
+    return old
+
+
 def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images, step: int) -> dict:
     cfg, device, G = preset.rl, model.device, preset.rl.group_size
     model.eval()
@@ -170,45 +186,48 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
     weight = trajectory_weights(exceeded, cfg.over_turn_masking, cfg.drop_exceeded_from_stats)
     informative = torch.cat([(rewards[g:g + G].std() > 1e-4).float().expand(G) for g in range(0, len(trajs), G)])
     batcher = Batcher(processor)
+    # only trajectories whose tokens carry loss are run through the model: exceeded ones under over-turn masking
+    # and groups whose rewards are all equal have no gradient, and their forward and backward passes cost the same
+    trained = (weight * informative) > 0
     per_update = cfg.mini_batch_prompts * G
-    updates = [list(range(lo, min(lo + per_update, len(trajs)))) for lo in range(0, len(trajs), per_update)]
+    updates = [[i for i in range(lo, min(lo + per_update, len(trajs))) if trained[i]]
+               for lo in range(0, len(trajs), per_update)]
+    updates = [u for u in updates if u]
     parts = [[u[k:k + cfg.micro_batch_size] for k in range(0, len(u), cfg.micro_batch_size)] for u in updates]
-    old, start = {}, {}  # before any update: the sampling policy's log-probs (recomputed, as verl does), the start's
-    with torch.no_grad():
-        for part in (p for ps in parts for p in ps):
-            batch, mask = masked_batch(batcher, [trajs[i] for i in part], device)
-            old[part[0]] = token_logprobs(model, batch, mask, cfg.temperature)[0]
-            start[part[0]] = reference_logprobs(model, ref, batch, mask, cfg.temperature)
 
     stats = {"loss": 0.0, "clipped": 0.0, "tokens": 0.0, "entropy": 0.0, "kl": 0.0, "model_tokens": 0.0}
     train_without_dropout(model)
-    for rows, micro in zip(updates, parts, strict=True):
-        n_tokens = sum(trajs[i].model_mask.count(1) * float(weight[i] * informative[i]) for i in rows)
+    for micro in parts:
+        n_tokens = sum(trajs[i].model_mask.count(1) for p in micro for i in p)
         optimizer.zero_grad(set_to_none=True)
         for part in micro:
             batch, mask = masked_batch(batcher, [trajs[i] for i in part], device)
+            # the old policy's log-probs are the ones recorded while sampling (`rollout.ChosenLogprobs`): no second
+            # forward pass; the first update's ratio is 1 up to the turn cache's rounding
+            old = recorded_logprobs([trajs[i] for i in part], batch["input_ids"].shape[1], device)
             logp, entropy, tok_mask = token_logprobs(model, batch, mask, cfg.temperature)
-            loss_mask = tok_mask * (weight[part] * informative[part]).to(device)[:, None]
-            loss, clipped = policy_loss(logp, old[part[0]], adv[part].to(device), loss_mask, cfg.clip_low,
-                                        cfg.clip_high, n_tokens)
-            log_ratio = start[part[0]] - logp
-            kl = torch.exp(log_ratio) - log_ratio - 1  # k3 estimator of KL(policy || start policy)
-            if cfg.kl_coef:
+            loss_mask = tok_mask * weight[part].to(device)[:, None]
+            loss, clipped = policy_loss(logp, old, adv[part].to(device), loss_mask, cfg.clip_low, cfg.clip_high,
+                                        n_tokens)
+            if cfg.kl_coef:  # KL to the start policy costs its own forward pass; Mini-o3 trains without it
+                with torch.no_grad():
+                    start = reference_logprobs(model, ref, batch, mask, cfg.temperature)
+                log_ratio = start - logp
+                kl = torch.exp(log_ratio) - log_ratio - 1  # k3 estimator of KL(policy || start policy)
                 loss = loss + cfg.kl_coef * (kl * loss_mask).sum() / max(n_tokens, 1.0)
+                stats["kl"] += float((kl.detach() * tok_mask).sum())
             if cfg.entropy_coef:  # an entropy bonus (Mini-o3: 0)
                 loss = loss - cfg.entropy_coef * (entropy * loss_mask).sum() / max(n_tokens, 1.0)
-            if n_tokens:
-                loss.backward()
-            stats["loss"] += float(loss.detach()) / len(updates)
+            loss.backward()
+            stats["loss"] += float(loss.detach()) / len(parts)
             stats["clipped"] += float(clipped)
             stats["tokens"] += float(loss_mask.sum())
             stats["model_tokens"] += float(tok_mask.sum())
             stats["entropy"] += float((entropy.detach() * tok_mask).sum())
-            stats["kl"] += float((kl.detach() * tok_mask).sum())
-        if n_tokens:
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-            optimizer.step()
-    all_tokens = max(stats["model_tokens"], 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        optimizer.step()
+    all_tokens = max(sum(sum(t.model_mask) for t in trajs), 1)  # model tokens of every trajectory
+    trained_tokens = max(stats["model_tokens"], 1.0)
     return {
         "step": step + 1, "reward": round(success, 4),  # reward, turns, exceeded: over every rollout sampled
         "accuracy": round(success, 4),  # reward is accuracy (Mini-o3's reward)
@@ -217,7 +236,9 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
         "masked_tokens": round(1 - stats["tokens"] / all_tokens, 4),  # model tokens without gradient: exceeded
         # (over-turn masking) or in a group whose rewards are all equal
         "clip_fraction": round(stats["clipped"] / max(stats["tokens"], 1.0), 4),
-        "entropy": round(stats["entropy"] / all_tokens, 4), "kl": round(stats["kl"] / all_tokens, 5),
+        # entropy and KL to the start policy: over the trained trajectories' tokens (KL only when kl_coef > 0)
+        "entropy": round(stats["entropy"] / trained_tokens, 4),
+        "kl": round(stats["kl"] / trained_tokens, 5) if cfg.kl_coef else None,
         "loss": round(stats["loss"], 5), "informative_groups": int(informative.sum()) // G,
         "rollout_seconds": round(rollout_s, 1), "seconds": round(time.time() - started, 1), **memory.snapshot(),
     }

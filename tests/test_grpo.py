@@ -135,3 +135,30 @@ def test_refill_replaces_groups_without_signal(rl_setup, monkeypatch):
     recs, trajs, every = grpo.sample_batch(None, None, preset, records, images, 0)  # no refill: one round, as drawn
     drawn = grpo.sample_groups(preset, records, images, 0)[0]
     assert len(rounds) == 1 and [r.id for r in recs] == [r.id for r in drawn]
+
+
+def test_recorded_logprobs_line_up_with_the_update_pass(rl_setup):
+    """The old policy's log-probs come from sampling (no second forward pass): at the first update the policy is
+    the sampling one, so they equal the update's own log-probs on every model token (ratio 1)."""
+    preset, init, records, images = rl_setup
+    model, processor = modeling.load(init)
+    settings = grpo.rollout_config(preset, 0)
+    trajs = grpo.rollout(records[:2], images[:2], processor, grpo.model_policy(model, settings), settings)
+    batch, mask = grpo.masked_batch(grpo.Batcher(processor), trajs, "cpu")
+    with torch.no_grad():
+        logp, _, tok_mask = grpo.token_logprobs(model, batch, mask, settings.temperature)
+    old = grpo.recorded_logprobs(trajs, batch["input_ids"].shape[1], "cpu")
+    assert tok_mask.sum() > 0
+    assert torch.allclose(old[tok_mask.bool()], logp[tok_mask.bool()], atol=2e-3)
+
+
+def test_only_trajectories_with_a_gradient_are_run(rl_setup, tmp_path, monkeypatch):
+    """Exceeded trajectories (over-turn masking) and groups whose rewards are all equal cost no forward pass."""
+    preset, init, records, images = rl_setup
+    monkeypatch.setattr(grpo, "reward", lambda traj, record: 0.0)  # every group flat: nothing to learn from
+    seen = []
+    forward = grpo.token_logprobs
+    monkeypatch.setattr(grpo, "token_logprobs", lambda model, batch, *a: seen.append(len(batch["input_ids"]))
+                        or forward(model, batch, *a))
+    history = grpo.train(preset, init, tmp_path, records, images, progress=False, until=1)
+    assert seen == [] and history[0]["informative_groups"] == 0 and history[0]["masked_tokens"] == 1.0
