@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 SOURCES = ("visualprobe_lite", "visual_probe", "vstar", "hrbench", "mme_realworld")
 _SKIP_HINT = "Fix or remove this entry, or pass on_error='skip' to skip bad entries."
@@ -128,9 +128,28 @@ class Record:
         return path if path.is_absolute() or root is None else Path(root) / path
 
     def load_image(self, root: str | Path | None = None) -> Image.Image:
-        """The image as RGB (what a VLM sees); `root` is the JSONL's folder when the path is relative."""
-        with Image.open(self.image_path(root)) as img:
+        """The image as RGB (what a VLM sees, `read_image`); `root` is the JSONL's folder when the path is relative."""
+        return read_image(self.image_path(root), self.id)
+
+
+def read_image(path: str | Path, question: str | None = None) -> Image.Image:
+    """A photo as it is meant to be seen, in RGB: EXIF orientation applied (phones store pictures sideways with a
+    rotation tag), greyscale, palette and CMYK converted, transparency flattened onto white. A missing or undecodable
+    file is a `DataError` naming it and, when given, the question it belongs to."""
+    path, about = Path(path), f"question {question!r}: " if question else ""
+    if not path.is_file():
+        raise DataError(path, None, None, str(path), f"{about}image file not found",
+                        "Check the path and that the images were downloaded and unpacked there.")
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                rgba = img.convert("RGBA")
+                return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
             return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(path, None, None, str(path), f"{about}image cannot be decoded ({exc})",
+                        "Re-download or regenerate the image.") from None
 
 
 def open_image(record: Record, root: str | Path | None = None) -> Image.Image:
@@ -196,28 +215,28 @@ def _letter(value: Any, n: int, file: Path, line: int, key: str) -> str:
     return letter
 
 
-def _verify(source: Path | bytes, file: str | Path, line: int | None, key: str) -> None:
+def _verify(source: Path | bytes, file: str | Path, line: int | None, key: str, question: Any) -> None:
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
             img.verify()
     except Exception as exc:  # PIL raises many types for broken files
         shown = source[:16] if isinstance(source, bytes) else str(source)
-        raise DataError(file, line, key, shown, f"image cannot be decoded ({exc})",
+        raise DataError(file, line, key, shown, f"image cannot be decoded (question {question!r}; {exc})",
                         "Re-download or regenerate the image.") from None
 
 
-def _check_image(path: Path, file: str | Path, line: int | None, key: str, verify: bool) -> None:
+def _check_image(path: Path, file: str | Path, line: int | None, key: str, verify: bool, question: Any) -> None:
     if not path.is_file():
-        raise DataError(file, line, key, str(path), "image file not found",
+        raise DataError(file, line, key, str(path), f"image file not found (question {question!r})",
                         "Check the path and that the images were downloaded and unpacked there.")
     if verify:
-        _verify(path, file, line, key)
+        _verify(path, file, line, key, question)
 
 
-def _store_bytes(data: bytes, folder: Path, file: Path, line: int, key: str, verify: bool) -> Path:
+def _store_bytes(data: bytes, folder: Path, file: Path, line: int, key: str, verify: bool, question: Any) -> Path:
     """Write embedded image bytes, unchanged, into a cache folder, named by content so repeats share a file."""
     if verify:
-        _verify(data, file, line, key)
+        _verify(data, file, line, key, question)
     ext = ".jpg" if data[:2] == b"\xff\xd8" else ".png" if data[:4] == b"\x89PNG" else ".img"
     target = folder / (hashlib.sha256(data).hexdigest()[:20] + ext)
     if not (target.is_file() and target.stat().st_size == len(data)):
@@ -324,7 +343,7 @@ def read_records(path: str | Path, on_error: str = "raise", verify_images: bool 
         rec = Record.from_json(obj, file=path, line=number)
         if rec.id in seen:
             raise DataError(path, number, "id", rec.id, f"duplicate id (first on line {seen[rec.id]})")
-        _check_image(rec.image_path(path.parent), path, number, "image", verify_images)
+        _check_image(rec.image_path(path.parent), path, number, "image", verify_images, rec.id)
         seen[rec.id] = number
         return rec
 
@@ -360,14 +379,14 @@ def load_visual_probe(path: str | Path, *, image_root: str | Path | None = None,
             first = images[0] if images else None
             if isinstance(first, dict) and first.get("bytes"):  # parquet exports embed the picture
                 img = _store_bytes(first["bytes"], file.parent / f"{file.stem}_images", file, number, "images",
-                                   verify_images)
+                                   verify_images, doc_id)
             else:
                 rel = first.get("path") if isinstance(first, dict) else first
                 if not isinstance(rel, str):
                     raise DataError(file, number, "images", images, "expected a list of image paths")
                 tried = [r / rel for r in ([Path(image_root)] if image_root else [file.parent, file.parent.parent])]
                 img = next((p for p in tried if p.is_file()), tried[0])
-                _check_image(img, file, number, "images", verify_images)
+                _check_image(img, file, number, "images", verify_images, doc_id)
             return Record(id=f"{level or file.stem}-{doc_id}", image=str(img.resolve()),
                           question=problem.replace("<image>", "").strip(), answer=str(answer), difficulty=level,
                           source="visual_probe", meta={"doc_id": doc_id, "data_source": source})
@@ -410,7 +429,7 @@ def load_vstar(root: str | Path, *, on_error: str = "raise", verify_images: bool
             raise DataError(jsonl, number, "text", text, "no '(A) ...' option lines in the question")
         choices = [_OPTION.match(lines[i].strip()).group(2) for i in where]
         answer = _letter(_need(obj, "label", str, jsonl, number), len(choices), jsonl, number, "label")
-        _check_image(root / rel, jsonl, number, "image", verify_images)
+        _check_image(root / rel, jsonl, number, "image", verify_images, obj["question_id"])
         target, boxes = _vstar_boxes(root / rel)
         meta = {"category": obj.get("category", Path(rel).parent.name), "question_id": obj["question_id"],
                 "prompt": text, "target_object": target, "target_bboxes": boxes}
@@ -464,7 +483,7 @@ def load_hrbench(path: str | Path, *, cache_dir: str | Path | None = None, on_er
                 data = base64.b64decode(blob, validate=True)
             except (binascii.Error, ValueError):
                 raise DataError(path, number, "image", blob, "not valid base64", "Re-download it.") from None
-            image = _store_bytes(data, cache, path, number, "image", verify_images)
+            image = _store_bytes(data, cache, path, number, "image", verify_images, obj["index"])
         by_index[index] = image
         return Record(id=f"{path.stem}-{index}", image=str(image.resolve()), question=str(obj["question"]),
                       answer=_letter(obj["answer"], 4, path, number, "answer"),
@@ -493,7 +512,7 @@ def load_mme_realworld(json_path: str | Path, image_root: str | Path | None = No
                 raise DataError(path, number, "Answer choices", opt, f"expected '({_LETTERS[i]}) ...'")
             choices.append(m.group(2).strip())
         answer = _letter(_need(obj, "Ground truth", str, path, number), len(choices), path, number, "Ground truth")
-        _check_image(image, path, number, "Image", verify_images)
+        _check_image(image, path, number, "Image", verify_images, qid)
         meta = {k.lower(): obj[k] for k in ("Task", "Subtask", "Category", "Dataset") if k in obj}
         return Record(id=str(qid), image=str(image.resolve()), question=question, answer=answer,
                       choices=choices, source="mme_realworld", meta=meta)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from itertools import accumulate
 
@@ -52,14 +53,19 @@ def row(traj, record) -> dict:
 
 
 def run(model, processor, records, images, config: RolloutConfig | None = None, progress: bool = False,
-        trajectories: list | None = None, log: list | None = None) -> list[dict]:
+        trajectories: list | None = None, log: list | None = None, prompts: list[str] | None = None) -> list[dict]:
     """Evaluate the model on the records; returns one row per record.
 
     `images[i]` is record i's image (`data.open_image(record, folder)`). Pass a list as `trajectories`
     to keep the trajectories as well, and one as `log` for the loop's memory per turn (`rollout`).
+    `prompts[i]`, when given, is the whole text asked after record i's image, options included (a benchmark's
+    own wording); by default the question with the kit's lettered options. Answers are scored against the
+    record's choices either way.
     """
     config = config or RolloutConfig(do_sample=False)
-    trajs = rollout(records, images, processor, model_policy(model, config), config, progress=progress, log=log)
+    asked = records if prompts is None else [
+        replace(r, question=p, choices=None) for r, p in zip(records, prompts, strict=True)]
+    trajs = rollout(asked, images, processor, model_policy(model, config), config, progress=progress, log=log)
     if trajectories is not None:
         trajectories += trajs
     return [row(t, r) for t, r in zip(trajs, records, strict=True)]
@@ -74,12 +80,13 @@ def grouped(rows: list[dict], by: str) -> dict[str, list[dict]]:
 
 
 def run_k(model, processor, records, images, config: RolloutConfig, k: int, progress: bool = False,
-          log: list | None = None) -> list[dict]:
+          log: list | None = None, prompts: list[str] | None = None) -> list[dict]:
     """K sampled runs (seeds `config.seed + i`); each row carries its `sample` index i. Same seed, same rows."""
     if not config.do_sample:
         raise ValueError("run_k needs a sampling config (do_sample=True); greedy runs are all the same")
     return [dict(r, sample=i) for i in range(k)
-            for r in run(model, processor, records, images, replace(config, seed=config.seed + i), progress, log=log)]
+            for r in run(model, processor, records, images, replace(config, seed=config.seed + i), progress, log=log,
+                         prompts=prompts)]
 
 
 def avg_at_k(rows: list[dict], by: str = "difficulty") -> list[dict]:
@@ -206,8 +213,11 @@ def model_hash(model_dir) -> str:
     return digest.hexdigest()[:16]
 
 
+RULES = "rule-based (scoring.py)"
+
+
 def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, samples: int = 1,
-             pixels: tuple[int, int] | None = None) -> dict:
+             pixels: tuple[int, int] | None = None, scorer: str = RULES) -> dict:
     """Everything that decides an evaluation's numbers (written into its manifest, printed under tables)."""
     from . import protocol as tool_protocol
     from .manifest import config_hash
@@ -219,7 +229,7 @@ def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, sampl
         "tools": config.tools, "decoding": "greedy" if not config.do_sample else f"T={config.temperature}",
         **({"samples": samples} if config.do_sample else {}),  # Avg@K's K
         **({"tile_hints": True} if config.hints else {}),  # kit-only observation text (hints.py)
-        "seed": config.seed, "scorer": "rule-based (scoring.py)",
+        "seed": config.seed, "scorer": scorer,
         "prompt_hash": config_hash([tool_protocol.SYSTEM_PROMPT, tool_protocol.observation_text(1)]),
     }
 
@@ -232,36 +242,80 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
     With a sampling `config`, `samples` runs per question (Avg@K; rows carry `sample`), else one greedy run.
     `pixels` = (min, max) evaluates at another pixel budget on the preset's own scenes (the max-pixels sweep).
     """
-    import json
-    from dataclasses import asdict
-
-    from .data import open_image, read_records
-    from .manifest import cached_stage, stage_dir
-    from .modeling import load_for
+    from .data import LazyImages, read_records
+    from .manifest import stage_dir
     from .scenes import ensure_dataset
 
     config = config or settings(preset)
     data_dir, data = ensure_dataset(preset, split, n)  # the split's first n scenes: only those are made
-    lo, hi = pixels or (preset.min_pixels, preset.max_pixels)
     records = read_records(data_dir / f"{split}.jsonl")[:n]
-    folder = stage_dir(preset.name, "eval") / name
+    spec = protocol(preset, model_dir, config, split, len(records), samples, pixels)
+    return evaluated(stage_dir(preset.name, "eval") / name, preset, model_dir, records, LazyImages(records, data_dir),
+                     config, spec, {"data": data["config_hash"]}, samples, progress)
+
+
+def evaluated(folder, preset, model_dir, records, images, config: RolloutConfig, spec: dict, inputs: dict,
+              samples: int = 1, progress: bool = True, prompts: list[str] | None = None,
+              category: Callable | None = None, judge: Callable[[str], str] | None = None) -> tuple[list[dict], dict]:
+    """`folder` holds the rows of one evaluation of `records`, computed once per protocol `spec` and `inputs`.
+
+    The model is opened at the protocol's pixel budget. `prompts`: each question as asked (`run`);
+    `category(record)`: the group a benchmark reports (rows get a `category` column and are summarised by it,
+    else by difficulty); `judge`: scores the answers instead of the rules (`judged`). Returns (rows, manifest).
+    """
+    import json
+    from dataclasses import asdict
+
+    from .manifest import cached_stage
+    from .modeling import load_for
+
+    by = "difficulty" if category is None else "category"
 
     def build(out):
-        model, processor = load_for(preset, model_dir, min_pixels=lo, max_pixels=hi)
-        images = [open_image(r, data_dir) for r in records]
+        model, processor = load_for(preset, model_dir, min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"])
         log: list[dict] = []  # memory per batched turn
-        rows = run_k(model, processor, records, images, config, samples, progress, log) if config.do_sample \
-            else run(model, processor, records, images, config, progress, log=log)
+        rows = run_k(model, processor, records, images, config, samples, progress, log, prompts) if config.do_sample \
+            else run(model, processor, records, images, config, progress, log=log, prompts=prompts)
+        if category is not None:
+            groups = {r.id: category(r) for r in records}
+            rows = [dict(r, category=groups[r["id"]]) for r in rows]
+        if judge is not None:
+            rows = judged(rows, records, judge)
         (out / "rows.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         (out / "memory.json").write_text(json.dumps(log))
-        return {"summary": avg_at_k(rows) if config.do_sample else summary(rows),
+        return {"summary": avg_at_k(rows, by) if config.do_sample else summary(rows, by),
                 "peak_rss_mb": max((e["peak_rss_mb"] for e in log), default=None)}
 
-    spec = protocol(preset, model_dir, config, split, len(records), samples, (lo, hi))
-    manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, {"data": data["config_hash"]},
-                            config.seed)
+    manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, inputs, config.seed)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     return rows, manifest
+
+
+def judged(rows: list[dict], records, judge: Callable[[str], str]) -> list[dict]:
+    """Rows scored by a judge (`scoring.judge_score`, `judge(prompt) -> reply`) instead of the rules, as Mini-o3
+    scores with GPT-4o; the rules' verdict stays beside it as `rule_correct`, the judge's words as `judge_reply`."""
+    by_id = {r.id: r for r in records}
+    out = []
+    for r in rows:
+        record = by_id[r["id"]]
+        verdict, reply = scoring.judge_score(judge, record.question, r["answer"], record.answer, record.choices)
+        out.append(dict(r, correct=verdict, rule_correct=r["correct"], judge_reply=reply))
+    return out
+
+
+def local_judge(model, processor, max_new_tokens: int = 8) -> Callable[[str], str]:
+    """A local checkpoint as the judge: the prompt as one user turn, a short greedy reply (no image)."""
+
+    @torch.no_grad()
+    def generate(prompt: str) -> str:
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        ids = processor.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"].to(model.device)
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                             do_sample=False)
+        return processor.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    return generate
 
 
 _MOVE_RE = re.compile(r"(zoom in|next tile)(?: \[[^\]]*\])?\.$")

@@ -354,7 +354,7 @@ def rollout(records: Sequence, images: Sequence[Image.Image], processor, policy:
 
     torch.manual_seed(config.seed)
     out: list[Trajectory] = []
-    bar = tqdm(total=len(records), disable=not progress, desc="rollout")
+    bar = tqdm(total=len(records), disable=not progress, desc="rollout", unit="question")
     for lo in range(0, len(records), config.batch_size):
         batcher = Batcher(processor)  # per batch: its image cache dies with the batch
         trajs = [start(r.id, r.question, r.answer, im, batcher, getattr(r, "choices", None), config.tools, context)

@@ -102,3 +102,11 @@ def qwen3_standin(tmp_path_factory):
     from mini_o3_lite.standin import write_standin
 
     return write_standin(tmp_path_factory.mktemp("qwen3_standin"), "qwen3_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny, tmp_path_factory):
+    """The `tiny` test model saved as a checkpoint directory, for code that opens models by path (CLI, evaluations)."""
+    from mini_o3_lite import modeling
+
+    return modeling.save(*tiny, tmp_path_factory.mktemp("tiny_checkpoint"))
