@@ -14,21 +14,11 @@ import yaml
 from PIL import Image
 
 from mini_o3_lite import export, protocol, scenes, teacher
-from mini_o3_lite.data import DataError, read_records, write_records
+from mini_o3_lite.data import DataError, read_records
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout
 
 P = load_preset("tiny")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    """A dataset folder like `scenes.ensure_dataset`'s: 3 train and 2 test records (with choices) + PNGs."""
-    folder = tmp_path_factory.mktemp("data")
-    for split, n in (("train", 3), ("test", 2)):
-        records, images = scenes.make_split(P.data, split, P.min_pixels, P.max_pixels, n=n, choices=split == "test")
-        write_records(folder / f"{split}.jsonl", records, images)
-    return folder
 
 
 @pytest.fixture(scope="module")

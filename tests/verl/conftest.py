@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_o3_lite import export, scenes
-from mini_o3_lite.data import write_records
+from mini_o3_lite import export
 from mini_o3_lite.presets import load_preset
 
 TINY_BASE = Path(__file__).resolve().parents[2] / "mini_o3_lite" / "assets" / "tiny-base"
@@ -27,16 +26,6 @@ def processor():
     from verl.utils import hf_processor
 
     return hf_processor(str(TINY_BASE))
-
-
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory) -> Path:
-    """A dataset folder like `scenes.ensure_dataset`'s: 3 train and 2 test records (with choices) + PNGs."""
-    folder = tmp_path_factory.mktemp("data")
-    for split, n in (("train", 3), ("test", 2)):
-        records, images = scenes.make_split(P.data, split, P.min_pixels, P.max_pixels, n=n, choices=split == "test")
-        write_records(folder / f"{split}.jsonl", records, images)
-    return folder
 
 
 @pytest.fixture(scope="session")
