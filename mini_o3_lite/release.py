@@ -205,7 +205,8 @@ def write_model_card(model_dir: str | Path, command: str, hardware: str, finding
     search = search_table(metrics)
     base = log["preset"]["base"]
     tokens = max_visual_tokens(log["preset"]["max_pixels"])
-    vocab = json.loads((model_dir / "config.json").read_text())["text_config"]["vocab_size"]
+    config = json.loads((model_dir / "config.json").read_text())
+    vocab = config.get("text_config", config)["vocab_size"]  # Qwen2.5-VL as shipped keeps text keys at the top
     text = f"""---
 library_name: transformers
 pipeline_tag: image-text-to-text
