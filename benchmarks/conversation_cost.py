@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from mini_o3_lite import modeling, protocol, scenes
+from mini_o3_lite import description, modeling, protocol, scenes
 from mini_o3_lite.presets import load_preset
 
 
@@ -24,8 +24,7 @@ def conversation(turns: int, preset) -> tuple[list[dict], list]:
     for t in range(turns):
         box = scenes.TILE_BOXES[t % 4]
         call = protocol.tool_call_text(box, protocol.source_name(t))
-        thought = "I see " + scenes.describe(scenes.seen(scene, region, preset.min_pixels, preset.max_pixels),
-                                             data.colours, data.shapes) + "."
+        thought = description.of_view(scene, region, preset)[0]
         turn = protocol.assistant_text(thought, call)
         messages.append({"role": "assistant", "content": [{"type": "text", "text": turn}]})
         region = scenes.sub_region(region, box)

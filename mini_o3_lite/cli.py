@@ -39,9 +39,8 @@ from pathlib import Path
 
 from .benchmarks import BENCHMARKS
 from .manifest import read_key_metrics, repo_root, stage_dir
-from .presets import PRESETS
+from .presets import PRESETS, STAGES
 
-STAGES = ("base", "sft", "rl", "rl_nomask")  # words --model accepts for a stage's checkpoint
 
 
 def parse_value(text: str):
@@ -182,15 +181,10 @@ def run(args: argparse.Namespace) -> int:
 def model_dir(model: str, preset) -> Path:
     """`--model`: a stage word (tiny: the shipped checkpoint; other presets: `runs/<preset>/<stage>/`) or a
     directory, checked to hold a Qwen2.5-VL checkpoint (else a one-line `ModelPathError` naming the path)."""
-    from .modeling import check_checkpoint, model_path, shipped
+    from .modeling import check_checkpoint
+    from .stages import checkpoint
 
-    if model == "base":
-        path = model_path(preset.model_path, preset.name)
-    elif model in STAGES:
-        path = shipped(model) if preset.name == "tiny" else stage_dir(preset.name, model)
-    else:
-        path = Path(model)
-    return check_checkpoint(path)
+    return check_checkpoint(checkpoint(preset, model, build=False))
 
 
 def table(rows: list[dict]) -> str:

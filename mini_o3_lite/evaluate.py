@@ -25,7 +25,7 @@ from itertools import accumulate
 
 import torch
 
-from . import scoring
+from . import description, scoring
 from .rollout import RolloutConfig, model_policy, rollout
 
 
@@ -163,10 +163,10 @@ def teacher_forced(model, processor, trajectories, colours, shapes) -> list[dict
             at = list(accumulate(map(len, pieces[:-1]), initial=0))  # each token's first character
             hit = [top[i - 1] == ids[i] for i in range(start, end)]
             text = "".join(pieces)
-            think_end = text.find("</think>")
-            verdict_at = text.find(". ", 0, think_end) + 2
-            if think_end < 0 or verdict_at < 2:
+            think_end, parts = text.find("</think>"), description.split(text)
+            if parts is None or not parts[1]:
                 continue  # not a teacher turn
+            verdict_at = text.index(parts[0]) + len(parts[0]) + 2  # after the description's ". "
             parts = {"description": (0, verdict_at), "verdict_first": (verdict_at, verdict_at + 1),
                      "verdict": (verdict_at, think_end), "action": (think_end, len(text))}
             rows.append({"id": traj.id, "turn": turn, "kind": verdict_kind(text[verdict_at:think_end], colours, shapes)}
@@ -325,7 +325,7 @@ def diagnose(traj, record, preset) -> dict:
     """Why a search on a generated scene ended as it did: perception (its words for a view) or decision.
 
     Every turn starts with the agent's description of the latest view ("I see ..."); the scripted
-    teacher's description of the same region (`teacher.describe`, the ground truth a perfect
+    teacher's description of the same region (`description.of_view`, the ground truth a perfect
     perceiver would say) tells whether the agent saw right. A wrong answer after a right description
     of the last view is a decision error; after a wrong one, a perception error. `repeats` counts
     zooms into the same box as the zoom just before (a search that loops; the teacher's re-check of
@@ -336,16 +336,15 @@ def diagnose(traj, record, preset) -> dict:
     and whether it followed.
     """
     from . import protocol, scenes
-    from .teacher import describe
 
     scene = scenes.scene_from_meta(record.meta, record.difficulty)
     views = [scenes.full_region(scene)]
     current, right, last, move_log = views[0], [], None, []
     assistant = (m for m in traj.messages if m["role"] == "assistant")
     for turn, (message, call) in enumerate(zip(assistant, traj.calls, strict=False), start=1):
+        said = description.read(message["content"][0]["text"])
+        last = said is not None and f"{said}." == description.of_view(scene, current, preset)[0]
         text = protocol.extract_think(message["content"][0]["text"]) or ""
-        said = text.split(".")[0] + "."
-        last = said == describe(scene, current, preset)[0]
         right.append(last)
         if call and call.get("valid") and "size" in call:  # an executed zoom: the next turn describes its view
             move = _MOVE_RE.search(text)  # "... zoom in." (or "zoom in [box]." with tile hints)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 
-from . import hints, protocol, scenes
+from . import description, hints, protocol, scenes
 from .teacher import naming_box, opening, verdict
 
 KINDS = {"none": 0.3, "decoy": 0.2, "spot": 0.15, "here": 0.1, "answer": 0.25}
@@ -65,10 +65,7 @@ def step_example(preset, seed: int, rng: random.Random, kind: str | None = None)
     def fraction(r: scenes.Region) -> tuple[float, float, float, float]:
         return r[0] / W, r[1] / H, r[2] / W, r[3] / H
 
-    def described(r: scenes.Region) -> str:
-        return scenes.describe(scenes.seen(scene, r, preset.min_pixels, preset.max_pixels), data.colours, data.shapes)
-
-    first = protocol.assistant_text(f"I see {described(full)}. {opening(scene.target.name)}",
+    first = protocol.assistant_text(f"{description.of_view(scene, full, preset)[0]} {opening(scene.target.name)}",
                                     protocol.tool_call_text(fraction(region), protocol.ORIGINAL_IMAGE))
     if kind == "answer":
         action = protocol.answer_text(scene.target.mark)
@@ -77,7 +74,7 @@ def step_example(preset, seed: int, rng: random.Random, kind: str | None = None)
         if preset.tile_hints:  # the teacher's words with hints: the verdict names the box it zooms
             decision = naming_box(decision, fraction(move))
     hint = hints.hint_text(fraction(region)) if preset.tile_hints else None
-    last = protocol.assistant_text(f"I see {described(region)}. {decision}", action)
+    last = protocol.assistant_text(f"{description.of_view(scene, region, preset)[0]} {decision}", action)
     messages = protocol.messages_for(scene.question) + [
         {"role": "assistant", "content": [{"type": "text", "text": first}]},
         protocol.observation_message(1, hint),
@@ -98,9 +95,8 @@ def score(truth: str, reply: str) -> dict[str, bool]:
     """A reply against the fragment's target turn: its description, its verdict (the rest of the
     thought, box included), and its action (the call's box or the answer), each word for word."""
     def parts(text: str) -> tuple[str, str, str]:
-        thought = protocol.extract_think(text) or ""
-        description, _, decision = thought.partition(". ")
-        return description, decision.strip(), text.split("</think>")[-1].strip()
+        said, decision = description.split(text) or ("", "")
+        return said, decision, text.split("</think>")[-1].strip()
 
     (d, v, a), (d2, v2, a2) = parts(truth), parts(reply)
     return {"description": d == d2, "verdict": v == v2, "action": a == a2}

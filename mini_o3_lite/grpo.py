@@ -366,12 +366,3 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
     folder = stage_dir(preset.name, variant)
     return folder, cached_stage(folder, config, build, {"sft": sft["config_hash"], "data": data["config_hash"]},
                                 preset.seed)
-
-
-def rl_model(preset: Preset, variant: str = "rl", train: bool = False) -> Path:
-    """The RL checkpoint notebooks use: trained here (`ensure_rl`) or, for tiny, the shipped one."""
-    from .modeling import shipped
-
-    if train or preset.name != "tiny":
-        return ensure_rl(preset, variant)[0] / "model"
-    return shipped(variant)

@@ -122,7 +122,7 @@ def first_view_check(preset: Preset, model_dir: str | Path, side: int, records, 
     Every thought starts with the canonical description of the view (DESIGN.md section 6), so this is
     the agent's perception at this view size, measured without the rest of the search.
     """
-    from . import scenes, teacher
+    from . import description, scenes
     from .modeling import load_for
     from .rollout import model_policy, rollout
 
@@ -133,7 +133,7 @@ def first_view_check(preset: Preset, model_dir: str | Path, side: int, records, 
     right, examples = 0, []
     for traj, rec in zip(trajs, records, strict=True):
         scene = scenes.scene_from_meta(rec.meta, rec.difficulty)
-        want = teacher.describe(scene, scenes.full_region(scene), budget)[0]
+        want = description.of_view(scene, scenes.full_region(scene), budget)[0]
         said = next(m["content"][0]["text"] for m in traj.messages if m["role"] == "assistant")
         right += said.startswith("<think>" + want)
         examples.append({"id": rec.id, "teacher": want, "agent": said})

@@ -105,14 +105,20 @@ class RLConfig:
     kl_coef: float = 0.0
     entropy_coef: float = 0.0
     temperature: float = 1.0
-    over_turn_masking: bool = True
-    drop_exceeded_from_stats: bool = False
+    # what an exceeded trajectory (still calling the tool at the turn, image or context limit) does in the update:
+    # "mask": no gradient, its reward 0 kept in the group's statistics (over-turn masking, Mini-o3);
+    # "keep": a failure like any other (it teaches "answer sooner"); "drop": no gradient and out of the statistics
+    exceeded: str = "mask"
     mini_batch_prompts: int = 2  # prompts per optimizer update (Mini-o3: 32 of 256, so 8 updates a step)
     micro_batch_size: int = 16  # trajectories per forward/backward (gradient accumulation within an update)
     save_every: int = 5  # steps between checkpoints
     # dynamic sampling: up to this many extra rounds of fresh prompts a step replace groups whose rewards are all
     # equal (no gradient); Mini-o3 refills until the batch is full. 0 (tiny's shipped runs): no refill
     refill: int = 0
+
+
+VARIANTS = {"rl": "mask", "rl_nomask": "keep", "rl_drop": "drop"}  # RL variant -> `RLConfig.exceeded`
+STAGES = ("base", "sft", *VARIANTS)  # the words that name a pipeline stage's checkpoint (`stages.checkpoint`)
 
 
 @dataclass(frozen=True)

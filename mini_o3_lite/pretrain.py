@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import fragments, protocol, scenes
+from . import description, fragments, protocol, scenes
 from .checkpoint import recover_checkpoint, save_checkpoint
 from .modeling import build_tiny, count_parameters, freeze_vision, load, save
 from .presets import BaseConfig, Preset, load_preset
@@ -168,7 +168,7 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
         other = scenes.generate(seed + 1 + side.randrange(1000), side.choice(list(scenes.DIFFICULTIES)), data.canvas,
                                 preset.min_pixels, preset.max_pixels, data.colours, data.shapes)
         view = other.render().crop(random_view(other, side)[0])
-    thought = f"I see {scenes.describe(seen, data.colours, data.shapes)}."
+    thought = description.sentence(seen, data.colours, data.shapes)
     if task == "presence" and preset.base.presence_lookup:
         thought += " " + scenes.lookup(seen, question.split()[3], data.shapes)  # "Is there a <colour> ..."
     target = protocol.assistant_text(thought, action)
@@ -178,7 +178,7 @@ def make_example(preset: Preset, seed: int, rng: random.Random, layout: str = "s
         full = scenes.full_region(scene)
         seen0 = scenes.seen(scene, full, preset.min_pixels, preset.max_pixels)
         first = protocol.assistant_text(
-            f"I see {scenes.describe(seen0, data.colours, data.shapes)}.",
+            description.sentence(seen0, data.colours, data.shapes),
             protocol.tool_call_text(relative_box(full, region, 3), protocol.ORIGINAL_IMAGE),
         )
         messages += [{"role": "assistant", "content": [{"type": "text", "text": first}]},
@@ -242,7 +242,7 @@ def collate(examples: list[Example], processor, train: bool = True) -> dict[str,
         for row, ex in enumerate(examples):
             if ex.answer_only:  # mask the description: the loss is on the look-up line, if any, and the answer
                 target = ex.messages[-1]["content"][0]["text"]
-                line = protocol.extract_think(target).removeprefix(description(target) + ".").strip()
+                line = description.split(target)[1]
                 marker = line or "<answer"
                 labelled = (batch["labels"][row] != -100).nonzero().flatten().tolist()
                 ids = batch["input_ids"][row].tolist()
@@ -294,12 +294,6 @@ def is_correct(example: Example, reply: str) -> bool:
     return isinstance(action, protocol.Answer) and action.text == example.answer
 
 
-def description(reply: str) -> str | None:
-    """The thought's first sentence, "I see ...", without a look-up line after it (`base.presence_lookup`)."""
-    think = protocol.extract_think(reply)
-    return None if think is None else think.split(".")[0]
-
-
 def evaluate(model, processor, examples: list[Example], batch_size: int = 32) -> dict:
     """Greedy accuracy per task and view depth: the action, and the description word for word."""
     hits: dict[str, list[float]] = {}
@@ -312,7 +306,7 @@ def evaluate(model, processor, examples: list[Example], batch_size: int = 32) ->
             pairs = (("fragment", ok), (f"fragment/{ex.task}", ok),
                      ("fragment/verdict", fragments.score(truth, reply)["verdict"]))
         else:
-            described = description(reply) == description(ex.messages[-1]["content"][0]["text"])
+            described = description.read(reply) == description.read(ex.messages[-1]["content"][0]["text"])
             pairs = ((ex.task, ok), (f"{ex.task}/d{ex.depth}", ok), ("describe", described),
                      (f"describe/d{ex.depth}", described))
         for key, value in pairs:

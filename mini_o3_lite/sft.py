@@ -168,12 +168,3 @@ def ensure_sft(preset: Preset, init: str | Path | None = None, **overrides):
     config = {"sft": asdict(preset.sft), "dtype": preset.dtype, "seed": preset.seed, "overrides": overrides}
     return folder, cached_stage(folder, config, build, {"coldstart": data["config_hash"], "init": str(init)},
                                 preset.seed)
-
-
-def sft_model(preset: Preset, train: bool) -> Path:
-    """The cold-start checkpoint notebooks use: trained here (`ensure_sft`) or, for tiny, the shipped one."""
-    from .modeling import shipped
-
-    if train or preset.name != "tiny":
-        return ensure_sft(preset)[0]
-    return shipped("sft")

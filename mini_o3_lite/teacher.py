@@ -66,7 +66,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
-from . import protocol, scenes
+from . import description, protocol, scenes
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,6 @@ class TeacherConfig:
     absolute_boxes: bool = True
     maintenance: float = 0.25  # share that re-check the target before answering (0 and 0.5 measured worse)
     seed: int = 0
-
-
-def describe(scene: scenes.Scene, region: scenes.Region, preset) -> tuple[str, list]:
-    seen = scenes.seen(scene, region, preset.min_pixels, preset.max_pixels)
-    return f"I see {scenes.describe(seen, preset.data.colours, preset.data.shapes)}.", seen
 
 
 def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, absolute: bool = False) -> list[str]:
@@ -122,7 +117,7 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
             frames.pop()
         return None
 
-    thought, seen = describe(scene, views[0], preset)
+    thought, seen = description.of_view(scene, views[0], preset)
     frames.append([0, 0, order(views[0]), 0])
     decision = opening(name)
     depth_of = {0: 0}
@@ -143,7 +138,7 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
         views.append(region)
         index, depth = len(views) - 1, depth_of[parent] + 1
         depth_of[index] = depth
-        thought, seen = describe(scene, region, preset)
+        thought, seen = description.of_view(scene, region, preset)
         kind, decision = verdict(scene, seen, depth)
         if kind == "answer":
             if maintenance:
@@ -152,7 +147,7 @@ def search_turns(scene: scenes.Scene, preset, direct: bool, maintenance: bool, a
                     f"{thought} {decision[:-1]}: check {again}.",
                     protocol.tool_call_text(box, source)))
                 views.append(region)
-                thought, _ = describe(scene, region, preset)
+                thought, _ = description.of_view(scene, region, preset)
                 decision = f"Checked: the dot on the {name} is {target.mark}."
             turns.append(protocol.assistant_text(f"{thought} {decision}", protocol.answer_text(target.mark)))
             return turns

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-from . import protocol, scenes
-from .pretrain import Example, collate, description
+from . import description, protocol, scenes
+from .pretrain import Example, collate
 
 Query = tuple[str, Image.Image]  # (question, view)
 
@@ -55,7 +55,7 @@ def target_name(question: str) -> str:
 
 def presence_in_words(reply: str, name: str) -> str | None:
     """The presence verdict a reply's description implies (the teacher's rule); None without a description."""
-    think = description(reply)  # the first sentence, not a look-up line after it
+    think = description.read(reply)  # the first sentence, not a look-up line after it
     if think is None or not think.startswith("I see "):
         return None
     objects, _, spots = think.partition("spots:")

@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from mini_o3_lite import pretrain, protocol, scenes, tilesearch
+from mini_o3_lite import description, pretrain, protocol, scenes, tilesearch
 from mini_o3_lite.modeling import load
 from mini_o3_lite.presets import load_preset
 
@@ -125,7 +125,7 @@ def test_presence_lookup_line_decides_the_answer():
         text, question = ex.messages[-1]["content"][0]["text"], ex.messages[-2]["content"][-1]["text"]
         first, line = protocol.extract_think(text).split(". ", 1)
         # the description is the one without the line; the line's shapes decide the answer
-        assert pretrain.description(text) == pretrain.description(control.messages[-1]["content"][0]["text"]) == first
+        assert description.read(text) == description.read(control.messages[-1]["content"][0]["text"]) == first
         found = line.rstrip(".").split(": ")[1].split(", ")
         shape = question.split()[4]
         assert ex.answer == ("yes" if shape in found else "maybe" if "spot" in found else "no"), text

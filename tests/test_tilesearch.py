@@ -2,7 +2,7 @@
 
 import pytest
 
-from mini_o3_lite import protocol, scenes
+from mini_o3_lite import description, protocol, scenes
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.tilesearch import presence_in_words, target_name, tile_search
 
@@ -14,7 +14,7 @@ def perfect_reply(scene, region, question, verdict=None):
 
     `verdict` replaces every presence answer word (a model that sees right and decides wrong)."""
     seen = scenes.seen(scene, region, P.min_pixels, P.max_pixels)
-    thought = f"I see {scenes.describe(seen, P.data.colours, P.data.shapes)}."
+    thought = description.sentence(seen, P.data.colours, P.data.shapes)
     name = scene.target.name
     if question.startswith("Is there"):
         match = any(o.name == name and lv != "spot" for o, lv in seen)
