@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from mini_o3_lite import grpo, modeling, scenes, sft, standin
+from mini_o3_lite import dataset, grpo, modeling, sft, standin
 from mini_o3_lite.data import LazyImages, read_records
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import RolloutConfig, model_policy, rollout
@@ -49,7 +49,7 @@ def check(size: str, rollouts: int, work: Path, report) -> None:
     preset = load_preset("full", model_path=str(path), rollout_batch_size=rollouts,
                          **{"data.n_train": 16, "data.n_test": 4, "rl.steps": 1, "rl.prompts_per_step": 2,
                             "rl.group_size": 4, "rl.mini_batch_prompts": 2, **small})
-    data_dir, _ = scenes.ensure_dataset(preset)
+    data_dir, _ = dataset.ensure_dataset(preset)
     train = read_records(data_dir / "train.jsonl")
     images = LazyImages(train, data_dir)
 

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from mini_o3_lite import grpo, modeling, scenes
+from mini_o3_lite import dataset, grpo, modeling
 from mini_o3_lite.data import LazyImages, read_records
 from mini_o3_lite.presets import load_preset
 
@@ -45,8 +45,7 @@ def update_time(model, optimizer, trajs, processor, adv, weight, rows, cfg, old_
         batch, mask = grpo.masked_batch(batcher, [trajs[i] for i in part], "cpu")
         logp, _, tok_mask = grpo.token_logprobs(model, batch, mask, cfg.temperature)
         old = grpo.recorded_logprobs([trajs[i] for i in part], batch["input_ids"].shape[1], "cpu")
-        loss, _ = grpo.policy_loss(logp, old, adv[part], tok_mask * weight[part, None], cfg.clip_low,
-                                   cfg.clip_high, float(tok_mask.sum()))
+        loss, _ = grpo.grpo_loss(logp, old, adv[part], tok_mask, weight[part], cfg, float(tok_mask.sum()))
         loss.backward()
     optimizer.zero_grad(set_to_none=True)  # timing only: the weights stay the sampling policy's
     model.eval()
@@ -60,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     preset = load_preset("tiny", **{"rl.prompts_per_step": args.prompts, "rl.group_size": args.group})
     cfg, G = preset.rl, preset.rl.group_size
-    data_dir, _ = scenes.ensure_dataset(preset, "train")
+    data_dir, _ = dataset.ensure_dataset(preset, "train")
     records = read_records(data_dir / "train.jsonl")
     model, processor = modeling.load_for(preset, modeling.shipped("sft"))
     ref = copy.deepcopy(model).eval().requires_grad_(False)
@@ -68,13 +67,12 @@ def main() -> None:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
 
     started = time.time()
-    recs, trajs, _ = grpo.sample_batch(model.eval(), processor, preset, records, LazyImages(records, data_dir), 0)
+    trajs, rewards, _ = grpo.sample_batch(model.eval(), processor, preset, records, LazyImages(records, data_dir), 0)
     rollout_s = time.time() - started
-    rewards = torch.tensor([grpo.reward(t, r) for t, r in zip(trajs, recs, strict=True)])
     exceeded = torch.tensor([t.exceeded for t in trajs])
-    adv = torch.cat([grpo.group_advantages(rewards[g:g + G], exceeded[g:g + G]) for g in range(0, len(trajs), G)])
-    weight = grpo.trajectory_weights(exceeded, cfg.over_turn_masking, cfg.drop_exceeded_from_stats)
-    informative = torch.cat([(rewards[g:g + G].std() > 1e-4).float().expand(G) for g in range(0, len(trajs), G)])
+    weight, in_stats = grpo.exceeded_handling(exceeded, cfg.exceeded)
+    adv = torch.cat([grpo.group_advantages(rewards[g:g + G], in_stats[g:g + G]) for g in range(0, len(trajs), G)])
+    informative = grpo.carries_signal(rewards, G)
     trained = [i for i in range(len(trajs)) if weight[i] * informative[i] > 0]
 
     baseline = update_time(model, optimizer, trajs, processor, adv, weight, list(range(len(trajs))), cfg, True, ref)

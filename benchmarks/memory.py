@@ -17,7 +17,7 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from mini_o3_lite import grpo, modeling, pretrain, scenes
+from mini_o3_lite import base_tasks, dataset, grpo, modeling
 from mini_o3_lite.presets import load_preset
 
 
@@ -33,12 +33,12 @@ def main() -> None:
         if args.model is None:
             grpo.reward = lambda traj, record: float(sum(traj.input_ids) % 2)  # stand-in: see the docstring
             small = dataclasses.replace(preset.base, hidden=64, layers=2, vision_depth=2, vision_hidden=64)
-            model, processor = modeling.build_tiny(pretrain.corpus(preset, n=200), small, preset.min_pixels,
+            model, processor = modeling.build_tiny(base_tasks.corpus(preset, n=200), small, preset.min_pixels,
                                                    preset.max_pixels)
             init = modeling.save(copy.deepcopy(model), processor, Path(tmp) / "init")
         else:
             init = Path(args.model)
-        records, images = scenes.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=16)
+        records, images = dataset.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=16)
         history = grpo.train(preset, init, Path(tmp) / "rl", records, [images[r.id] for r in records],
                              progress=False, log=lambda *_: None)
     for h in history:

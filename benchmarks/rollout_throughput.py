@@ -11,7 +11,7 @@ with the key/value cache kept across turns (`turncache.py`, the default) and wit
 import argparse
 import time
 
-from mini_o3_lite import modeling, scenes
+from mini_o3_lite import dataset, modeling
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import RolloutConfig, model_policy, rollout
 
@@ -33,7 +33,7 @@ def main() -> None:
     preset = load_preset("tiny")
     model, processor = modeling.load(args.model or modeling.shipped("sft"))
     model.eval()
-    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=args.n)
+    records, images = dataset.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=args.n)
     images = [images[r.id] for r in records]
     base = dict(max_turns=args.max_turns, max_new_tokens=preset.max_new_tokens, do_sample=False,
                 context_length=preset.context_length, context_reserve=preset.context_reserve, hints=preset.tile_hints)

@@ -3,7 +3,7 @@
     python data_samples/make_benchmark_fixtures.py [--out data_samples/benchmarks]
 
 Each folder under `benchmarks/` has the file layout and field names of the released benchmark (see the
-docstring of `mini_o3_lite/data.py` for the sources) with 1-4 made-up questions about 64x64 pictures
+docstring of `mini_o3_lite/benchmark_files.py` for the sources) with 1-4 made-up questions about 64x64 pictures
 drawn here with PIL. Nothing is copied from the real data. The output is deterministic: a fixed seed,
 fixed JPEG settings and no timestamps, so running it twice gives the same bytes.
 """

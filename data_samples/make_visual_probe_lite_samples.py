@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mini_o3_lite import data, scenes
+from mini_o3_lite import data, dataset, scenes
 from mini_o3_lite.presets import load_preset
 
 PER_DIFFICULTY = 2
@@ -24,7 +24,7 @@ OUT = Path(__file__).resolve().parent / "visual_probe_lite"
 def main() -> None:
     preset = load_preset("tiny")
     # The test stream interleaves easy, medium, hard: its first records hold two of each.
-    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels,
+    records, images = dataset.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels,
                                         n=3 * PER_DIFFICULTY)
     if sorted(r.difficulty for r in records) != sorted(list(scenes.DIFFICULTIES) * PER_DIFFICULTY):
         raise SystemExit(f"expected {PER_DIFFICULTY} records per difficulty, got {[r.difficulty for r in records]}")

@@ -15,8 +15,9 @@ from PIL import Image
 
 from . import protocol
 from .data import Record
-from .rollout import RolloutConfig, Trajectory, model_policy, rollout
-from .viz import zoom_regions
+from .rollout import RolloutConfig, model_policy, rollout
+from .trajectory import Trajectory
+from .viz import draw_trajectory, zoom_regions
 
 ZOOM_SIDE = 1024  # zoom pictures are written at most this long (a zoom into an 8K photo can be thousands of pixels)
 
@@ -54,9 +55,7 @@ def turn_lines(traj: Trajectory) -> list[str]:
 def write_report(traj: Trajectory, out: str | Path, min_pixels: int, max_pixels: int) -> list[Path]:
     """`out/zoom_<i>.png` for every zoom-in image, `trajectory.png` (the photo with the numbered boxes, then what
     the model saw), `trajectory.json` (messages, calls, answer); returns the paths written."""
-    import matplotlib.pyplot as plt
-
-    from .viz import draw_trajectory
+    import matplotlib.pyplot as plt  # deferred, as in viz.py: matplotlib loads only when something is drawn
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The paper's benchmarks, evaluated the way its table was: Visual Probe, V* Bench, HR-Bench 4K / 8K, MME-RealWorld.
 
-`data.py` reads each benchmark's released files into records; this module adds what makes a number comparable
+`benchmark_files.py` reads each benchmark's released files into records; this module adds what makes a number comparable
 with Mini-o3's table (arXiv 2509.07969; the README of github.com/Mini-o3/Mini-o3):
 
 - which files in a local copy are the test questions (`question_files`);
@@ -14,32 +14,36 @@ with Mini-o3's table (arXiv 2509.07969; the README of github.com/Mini-o3/Mini-o3
 - a cached evaluation whose manifest holds the protocol (`ensure_benchmark_eval`), and Mini-o3's number
   beside the kit's (`paper_numbers`, read from `papers/paper_results.csv`).
 
+`BENCHMARKS` is the one registry of the benchmarks the kit reads: a name (`eval --benchmark NAME`), its loader
+and its files, prompt and groups.
+
 Answers are scored against the option letter and the option text (`scoring.score`), or by a judge when one is
 given, as the paper scores with GPT-4o (`evaluate.judged`).
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data
+from . import benchmark_files, data
+from .benchmark_files import LETTERS
 from .data import DataError, Record, RecordList
-
-_LETTERS = "ABCDEFGHIJ"
+from .manifest import config_hash, repo_root, stage_dir
 
 
 def _hrbench_prompt(record: Record) -> str:
     """HR-Bench's VLMEvalKit prompt, to the byte: the question, lettered options, and the request to pick one."""
-    options = "".join(f"{_LETTERS[i]}. {c}\n" for i, c in enumerate(record.choices or []))
+    options = "".join(f"{LETTERS[i]}. {c}\n" for i, c in enumerate(record.choices or []))
     ask = "Please select the correct answer from the options above. \n"
     return f"Question: {record.question}\nOptions:\n{options}{ask}"
 
 
 def _mme_prompt(record: Record) -> str:
     """MME-RealWorld's evaluation prompt: the question, the options as released, the request for the letter."""
-    options = "".join(f"({_LETTERS[i]}) {c}\n" for i, c in enumerate(record.choices or []))
+    options = "".join(f"({LETTERS[i]}) {c}\n" for i, c in enumerate(record.choices or []))
     return (f"{record.question} The choices are listed below: \n{options}"
             "Select the best answer to the above multiple-choice question based on the image. Respond with only the "
             "letter (A, B, C, D, or E) of the correct option.\nThe best answer is:")
@@ -59,19 +63,19 @@ class Benchmark:
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("visual_probe", "VisualProbe", ("**/val.json", "**/val.jsonl", "**/val.parquet"),
-              lambda f, on_error, cache_dir: data.load_visual_probe(f, on_error=on_error),
+              lambda f, on_error, cache_dir: benchmark_files.load_visual_probe(f, on_error=on_error),
               lambda r: r.question, lambda r: r.difficulty or "unknown"),
     Benchmark("vstar", "V* Bench", ("test_questions.jsonl",),
-              lambda f, on_error, cache_dir: data.load_vstar(f.parent, on_error=on_error),
+              lambda f, on_error, cache_dir: benchmark_files.load_vstar(f.parent, on_error=on_error),
               lambda r: r.meta.get("prompt") or r.question, lambda r: str(r.meta.get("category"))),
     Benchmark("hrbench4k", "HR-Bench 4K", ("hr_bench_4k.tsv", "hr_bench_4k.parquet"),
-              lambda f, on_error, cache_dir: data.load_hrbench(f, cache_dir=cache_dir, on_error=on_error),
+              lambda f, on_error, cache_dir: benchmark_files.load_hrbench(f, cache_dir=cache_dir, on_error=on_error),
               _hrbench_prompt, lambda r: {"single": "FSP", "cross": "FCP"}.get(r.meta.get("category"), "unknown")),
     Benchmark("hrbench8k", "HR-Bench 8K", ("hr_bench_8k.tsv", "hr_bench_8k.parquet"),
-              lambda f, on_error, cache_dir: data.load_hrbench(f, cache_dir=cache_dir, on_error=on_error),
+              lambda f, on_error, cache_dir: benchmark_files.load_hrbench(f, cache_dir=cache_dir, on_error=on_error),
               _hrbench_prompt, lambda r: {"single": "FSP", "cross": "FCP"}.get(r.meta.get("category"), "unknown")),
     Benchmark("mme_realworld", "MME-RealWorld", ("MME_RealWorld.json",),
-              lambda f, on_error, cache_dir: data.load_mme_realworld(f, on_error=on_error),
+              lambda f, on_error, cache_dir: benchmark_files.load_mme_realworld(f, on_error=on_error),
               _mme_prompt, lambda r: str(r.meta.get("task", "unknown"))),
 )}
 
@@ -125,15 +129,15 @@ def ensure_benchmark_eval(preset, model_dir, name: str, path: str | Path, run_na
     Greedy unless `config` samples; then `samples` runs per question (Avg@K). `judge` scores the answers instead
     of the rules (`evaluate.judged`), named in the protocol as `judge_name`.
     """
-    from .evaluate import RULES, evaluated, protocol, settings
-    from .manifest import config_hash, stage_dir
+    # deferred: evaluate imports torch, and the CLI imports this module (BENCHMARKS) before parsing --help
+    from .evaluate import RULES, evaluated, evaluation_spec, settings
 
     bench = get(name)
     config = config or settings(preset)
     records = load(name, path, stage_dir(preset.name, "benchmarks") / name, on_error)
     chosen = records[:n]
     scorer = f"judge: {judge_name or 'local model'} (scoring.JUDGE_PROMPT)" if judge else RULES
-    spec = protocol(preset, model_dir, config, "test", len(chosen), samples, scorer=scorer) | {
+    spec = evaluation_spec(preset, model_dir, config, "test", len(chosen), samples, scorer=scorer) | {
         "benchmark": name, "data": str(Path(path).expanduser().resolve()), "prompt": "the benchmark's own wording"}
     inputs = {"questions": config_hash([r.to_json() for r in chosen]),
               "skipped": [s._asdict() for s in records.skipped]}  # in the manifest, and part of what is cached
@@ -144,10 +148,6 @@ def ensure_benchmark_eval(preset, model_dir, name: str, path: str | Path, run_na
 def paper_numbers(name: str, model: str = "Mini-o3") -> dict[str, float]:
     """Mini-o3's reported accuracy (%) per category of the benchmark (`all` for single-number benchmarks), from
     `papers/paper_results.csv`; empty when the kit's `papers/` folder is not there."""
-    import csv
-
-    from .manifest import repo_root
-
     table = repo_root() / "papers" / "paper_results.csv"
     if not table.is_file():
         return {}

@@ -1,7 +1,12 @@
 """Training checkpoints that survive an interrupt: model directory + optimizer/scheduler/step state.
 
-Shared by pretraining and RL (SFT uses the transformers Trainer's own checkpoints). A checkpoint is
-swapped in atomically, so an interrupt at any moment leaves one complete checkpoint to resume from.
+Shared by pretraining and RL; SFT uses the transformers Trainer's own checkpoints. Pretraining and RL
+are hand-written loops (RL because no trainer runs a multi-turn image tool, see grpo.py; pretraining
+to stay one readable loop beside it), so they cannot use `Trainer`'s checkpoints, and accelerate's
+`save_state` would bring a second launcher for the state of one optimizer. What they need is small:
+the model as an ordinary checkpoint directory (loadable on its own), the optimizer and scheduler
+states, the step and the loop's logs, swapped in atomically, so that an interrupt at any moment
+leaves one complete checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from .modeling import save
 
 
 def save_checkpoint(model, processor, optimizer, scheduler, state: dict, path: Path) -> None:
-    """Model directory plus optimizer/scheduler/step, written to a temp dir then swapped in.
+    """Model directory plus optimizer/scheduler (None: a constant rate)/step, written to a temp dir then swapped in.
 
     At every moment a complete checkpoint exists under `path`, `path.tmp` or `path.old`;
     `recover_checkpoint` puts it back in place after a crash.
@@ -23,8 +28,8 @@ def save_checkpoint(model, processor, optimizer, scheduler, state: dict, path: P
     tmp, old = path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     save(model, processor, tmp)
-    torch.save({**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-               tmp / "trainer_state.pt")
+    schedule = {} if scheduler is None else {"scheduler": scheduler.state_dict()}
+    torch.save({**state, "optimizer": optimizer.state_dict(), **schedule}, tmp / "trainer_state.pt")
     shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         path.rename(old)

@@ -3,44 +3,38 @@
     mini-o3-lite run --preset tiny                  # every notebook, in order
     mini-o3-lite run --preset tiny --from 01 --to 02 -p max_turns=8
     mini-o3-lite eval --preset tiny --model sft --n 16 --max-turns 8
-    mini-o3-lite eval --preset tiny --model runs/tiny/rl --samples 8 --temperature 1.0
+    mini-o3-lite eval --preset tiny --model runs/tiny/rl/model --samples 8 --temperature 1.0
     mini-o3-lite eval --preset full --model-path ~/models/Qwen2.5-VL-7B-Instruct --n 50
     mini-o3-lite eval --preset full --model-path ~/models/Mini-o3-7B-v1 --benchmark vstar --data ~/data/vstar_bench \
         --samples 32 --max-turns 12
     mini-o3-lite ask --model sft --image photo.jpg --question "What colour is the small square?"
+    mini-o3-lite compare --models sft rl rl_nomask --n 384 --samples 8 --out rl-comparison.json
     mini-o3-lite export --preset tiny --format all --out exports/tiny
+    mini-o3-lite pretrain --out runs/tiny/base --set base.steps=100      # resumes from runs/tiny/base/checkpoint
+    mini-o3-lite release --model runs/tiny/base --ship checkpoints/my-base --findings notes.md
 
-`run` executes each notebook into `runs/<preset>/notebooks/` with its `parameters` cell overridden
-(`preset` and any `-p key=value`), and prints a summary table (notebook, status, wall time, and the
-key metrics each notebook prints with `manifest.key_metrics`); on failure the table names the
-notebook and the cell that failed. A parameter no notebook's `parameters` cell has, an unknown preset
-or setting, a missing checkpoint or an unwritable output folder stops it before anything runs.
-`eval` runs the agent on a split (`evaluate.ensure_eval`, cached in `runs/<preset>/eval/<name>/`), or on
-a local copy of one of the paper's benchmarks (`--benchmark NAME --data DIR`, `benchmarks.py`), and
-prints accuracy by difficulty (benchmarks: by their categories, beside Mini-o3's number) with the
-protocol that produced it. `--model` is a checkpoint directory or one of base, sft, rl, rl_nomask
-(the tiny preset's shipped checkpoints); `--model-path` is the preset's own model (a local Qwen2.5-VL
-or Qwen3-VL directory: what the `full` preset starts from), and `--set key=value` overrides any preset
-setting (`--set max_pixels=1000000`).
-`ask` runs one search on one image and prints each turn; the zoom-in images and a picture of the
-search go to `--out` (`ask.py`).
-`export` writes verl parquet + tool config + launch script, LLaMA-Factory sharegpt JSON, or TRL
-JSONL (`export.py`) from the preset's dataset and cold-start trajectories.
+Each command's `--help` says what it takes. `run` executes the notebooks with papermill (`runner.py`) and
+prints a table of their key metrics; `eval` runs the agent on a split or on a local copy of one of the
+paper's benchmarks (`evaluate.py`, `benchmarks.py`); `compare` pairs agents on the same held-out questions
+(`comparison.py`); `ask` runs one search on one image (`ask.py`); `export` writes verl, LLaMA-Factory and
+TRL files (`export.py`); `pretrain` and `release` train and ship the tiny base (`pretrain.py`,
+`release.py`). A stage word (base, sft, rl, rl_nomask, rl_drop) names a checkpoint (`stages.py`);
+`--model-path` is the preset's own model (a local Qwen2.5-VL or Qwen3-VL directory) and `--set key=value`
+overrides any preset setting. A bad input (unknown parameter, preset or setting, missing checkpoint,
+unwritable folder) stops a command before anything runs, with one line naming it and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
+import shlex
 import sys
-import time
 from pathlib import Path
 
 from .benchmarks import BENCHMARKS
-from .manifest import read_key_metrics, repo_root, stage_dir
+from .manifest import repo_root, stage_dir
 from .presets import PRESETS, STAGES
-
 
 
 def parse_value(text: str):
@@ -69,12 +63,6 @@ def preset_from(args: argparse.Namespace):
     return load_preset(args.preset, model_path=args.model_path, **pairs(args.set, "--set"))
 
 
-def notebooks(folder: Path, first: str | None, last: str | None) -> list[Path]:
-    found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-    lo, hi = (None if v is None else int(v) for v in (first, last))
-    return [nb for nb in found if (lo is None or int(nb.name[:2]) >= lo) and (hi is None or int(nb.name[:2]) <= hi)]
-
-
 def fail(command: str, problem: object) -> int:
     """A bad input: one line on stderr naming it, exit status 2 (argparse's for a usage error)."""
     print(f"mini-o3-lite {command}: error: {problem}", file=sys.stderr)
@@ -94,43 +82,9 @@ def writable(folder: str | Path) -> Path:
     return folder
 
 
-def notebook_parameters(notebook: Path) -> set[str]:
-    """The names a notebook's `parameters` cell assigns: what papermill can set in it."""
-    import ast
-
-    import nbformat
-
-    for cell in nbformat.read(str(notebook), as_version=4).cells:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            body = ast.parse(cell.source).body
-            return {t.id for node in body if isinstance(node, ast.Assign | ast.AnnAssign)
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                    if isinstance(t, ast.Name)}
-    return set()
-
-
-def check_parameters(params: dict, preset: str, todo: list[Path]) -> None:
-    """Every parameter given with -p or in the parameters file must be one a notebook to run declares, and
-    `overrides` settings of the preset. A one-line ValueError otherwise: papermill would ignore a misspelt name."""
-    from .presets import load_preset
-
-    known = set().union(*(notebook_parameters(nb) for nb in todo))
-    for key in sorted(params):
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"the notebooks' parameters: {', '.join(sorted(known))}"
-            raise ValueError(f"unknown notebook parameter {key!r} (in no parameters cell of {todo[0].name} .. "
-                             f"{todo[-1].name}); {hint}")
-    overrides = params.get("overrides")
-    if overrides is not None and not isinstance(overrides, dict):
-        raise ValueError(f"parameter 'overrides' must be a dict of preset settings, got {overrides!r}")
-    load_preset(preset, **(overrides or {}))
-
-
 def run(args: argparse.Namespace) -> int:
-    import papermill as pm
-
     from .modeling import ModelPathError, check_checkpoint
+    from .runner import check_parameters, execute, notebooks
 
     asked = {}  # the notebook parameters the user set, checked against the notebooks' parameters cells
     if args.parameters_file:
@@ -155,27 +109,7 @@ def run(args: argparse.Namespace) -> int:
             check_checkpoint(params["model_path"])
     except (ModelPathError, ValueError) as exc:
         return fail("run", exc)
-    rows, failed = [], False
-    for nb in todo:
-        started = time.time()
-        status = "ok"
-        try:
-            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, cwd=str(nb.parent),
-                                kernel_name=args.kernel, progress_bar=False)
-        except pm.PapermillExecutionError as exc:
-            status, failed = f"FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"[:160], True
-        executed = out_dir / nb.name
-        metrics = read_key_metrics(executed) if executed.is_file() else {}
-        rows.append((nb.name, status, time.time() - started, ", ".join(f"{k} {v}" for k, v in metrics.items())))
-        print(f"{nb.name:<40} {status:<10} {rows[-1][2]:7.1f} s", flush=True)
-        if failed:
-            break
-    print("\nsummary")
-    print(f"{'notebook':<40} {'wall time':>10}  {'status':<6}  key metrics")
-    for name, status, seconds, metrics in rows:
-        print(f"{name:<40} {seconds:9.1f}s  {status:<6}  {metrics}")
-    print(f"{'total':<40} {sum(r[2] for r in rows):9.1f}s  outputs in {out_dir}")
-    return 1 if failed else 0
+    return 0 if execute(todo, out_dir, params, args.kernel) else 1
 
 
 def model_dir(model: str, preset) -> Path:
@@ -205,6 +139,9 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
         preset = preset_from(args)
         path = model_dir(args.model, preset)
         judge = check_checkpoint(args.judge) if args.judge else None
+        if judge and not args.benchmark:
+            raise ValueError("--judge scores a benchmark's answers: give --benchmark NAME --data DIR with it "
+                             "(the kit's own scenes are scored exactly by the rules)")
         if args.benchmark:
             question_files(BENCHMARKS[args.benchmark], args.data)
         writable(stage_dir(preset.name, "eval"))
@@ -256,15 +193,36 @@ def benchmark_eval(args: argparse.Namespace, preset, path: Path, name: str, conf
     return manifest
 
 
+def compare_cmd(args: argparse.Namespace) -> int:
+    from .comparison import compare
+    from .modeling import ModelPathError
+
+    try:
+        preset = preset_from(args)
+        models = {label: model_dir(label, preset) for label in args.models}
+        if args.out:
+            writable(Path(args.out).parent)
+    except (ModelPathError, ValueError) as exc:
+        return fail("compare", exc)
+    result = compare(preset, models, args.n, args.max_turns, args.samples, out=args.out)
+    for name, run in result["protocols"].items():
+        print(f"\n{name}, {args.n} questions, {args.max_turns} turns")
+        print(table([{"model": m, "accuracy": r["accuracy"]["mean"], "se": r["accuracy"]["se"],
+                      "turns": r["turns"]["mean"], "exceeded": r["exceeded"]} for m, r in run["models"].items()]))
+        print(table([{"difference": k, "mean": v["mean"], "paired se": v["se"], "z": v["z"]}
+                     for k, v in run["paired"].items()]))
+    return 0
+
+
 def export_cmd(args: argparse.Namespace) -> int:
-    from . import export, scenes, teacher
+    from . import dataset, export, teacher
 
     written = []
     try:
         preset = preset_from(args)
         out = writable(args.out)
         if args.format in ("verl", "all"):
-            data_dir, _ = scenes.ensure_dataset(preset, args.split)  # one split, or both
+            data_dir, _ = dataset.ensure_dataset(preset, args.split)  # one split, or both
             splits = (args.split,) if args.split else ("train", "test")
             written += export.export_verl(data_dir, out / "verl", splits)
         if args.format in ("sharegpt", "trl", "all"):
@@ -301,6 +259,41 @@ def ask_cmd(args: argparse.Namespace) -> int:
     print(f"\nwritten to {out}:")
     for written in write_report(traj, out, preset.min_pixels, preset.max_pixels):
         print(f"  {written.name}")
+    return 0
+
+
+def pretrain_cmd(args: argparse.Namespace) -> int:
+    from .modeling import ModelPathError, check_checkpoint
+    from .pretrain import train  # torch and transformers: imported when a command needs them, as above
+
+    try:
+        preset = preset_from(args)
+        for given in filter(None, (args.init, args.vision_from)):
+            check_checkpoint(given)
+        out = writable(args.out or stage_dir(preset.name, "base"))
+    except (ModelPathError, ValueError) as exc:
+        return fail("pretrain", exc)
+    summary = train(preset, out, init=args.init, until=args.until, vision_from=args.vision_from)
+    print(json.dumps({k: v for k, v in summary.items() if k != "preset"}, indent=1))
+    return 0
+
+
+def release_cmd(args: argparse.Namespace) -> int:
+    from .modeling import ModelPathError
+    from .release import measure_and_ship
+
+    try:
+        preset = preset_from(args)
+        path = model_dir(args.model, preset)
+        if args.findings is not None and not Path(args.findings).is_file():
+            raise ValueError(f"no findings file {args.findings!r}")
+        if args.ship is not None:
+            writable(args.ship)
+    except (ModelPathError, ValueError) as exc:
+        return fail("release", exc)
+    command = "mini-o3-lite " + shlex.join(args.argv)  # what the model card records
+    print(json.dumps(measure_and_ship(preset, path, args.n_eval, args.n_search, args.ship, args.findings, command),
+                     indent=1))
     return 0
 
 
@@ -367,6 +360,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder for the zoom pictures and the trajectory (default: runs/<preset>/ask/<image name>/)")
     p.set_defaults(func=ask_cmd)
 
+    p = sub.add_parser("compare", help="held-out comparison of agents, greedy and Avg@K, with paired standard errors")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
+    p.add_argument("--models", nargs="+", default=["sft", "rl", "rl_nomask"], metavar="PATH_OR_STAGE",
+                   help="agents to compare; the first is the reference the others are paired against")
+    model_options(p)
+    p.add_argument("--n", type=int, default=384, help="first N test questions (default 384; the split grows to N)")
+    p.add_argument("--max-turns", type=int, default=16, help="turn budget (default 16)")
+    p.add_argument("--samples", type=int, default=8, help="K of Avg@K, sampled at temperature 1.0 (default 8)")
+    p.add_argument("--out", metavar="FILE", help="write the result as JSON here (notebook 05 reads such a file)")
+    p.set_defaults(func=compare_cmd)
+
     p = sub.add_parser("export", help="write verl / LLaMA-Factory (sharegpt) / TRL files for scale-out")
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
     p.add_argument("--format", required=True, choices=("verl", "sharegpt", "trl", "all"),
@@ -379,7 +383,28 @@ def main(argv: list[str] | None = None) -> int:
                    help="cold-start trajectories folder or its trajectories.jsonl (default: runs/<preset>/coldstart/, "
                         "built if missing)")
     p.set_defaults(func=export_cmd)
+
+    p = sub.add_parser("pretrain", help="pretrain the tiny base VLM (resumes from <out>/checkpoint)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/<preset>/base/)")
+    p.add_argument("--init", metavar="DIR", help="start from this checkpoint directory instead of a fresh model")
+    p.add_argument("--vision-from", metavar="DIR", help="take the vision tower and merger from this checkpoint")
+    p.add_argument("--until", type=int, metavar="STEP", help="stop after this step with a checkpoint (resume later)")
+    p.set_defaults(func=pretrain_cmd)
+    pretraining = p
+    p = sub.add_parser("release", help="measure a base checkpoint on held-out scenes; ship it with a model card")
+    p.add_argument("--model", required=True, metavar="PATH_OR_STAGE", help="the checkpoint (metrics.json goes there)")
+    p.add_argument("--n-eval", type=int, default=1024, metavar="N", help="held-out examples in the report")
+    p.add_argument("--n-search", type=int, default=96, metavar="N", help="held-out easy + medium tile-search scenes")
+    p.add_argument("--ship", metavar="DIR", help="write a bf16 copy here, measure it, and write its model card")
+    p.add_argument("--findings", metavar="FILE", help="markdown: what was tried and what each gave (model card)")
+    p.set_defaults(func=release_cmd)
+    for q in (pretraining, p):
+        q.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a preset setting (repeatable), e.g. --set base.steps=100")
+        q.set_defaults(model_path=None)
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     if any(v is not None and v < 1 for v in (getattr(args, k, None) for k in ("n", "max_turns", "samples"))):
         parser.error("--n, --max-turns and --samples must be at least 1")
     if any(v is not None and not v.isdigit() for v in (getattr(args, k, None) for k in ("first", "last"))):

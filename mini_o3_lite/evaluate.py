@@ -17,25 +17,29 @@ from the teacher's exact conversation so far, so seeing, deciding and zooming ar
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import statistics
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from itertools import accumulate
+from pathlib import Path
 
 import torch
 
-from . import description, scoring
-from .rollout import RolloutConfig, model_policy, rollout
+from . import description, protocol, scenes, scoring
+from .data import LazyImages, read_records
+from .dataset import ensure_dataset
+from .manifest import cached_stage, config_hash, stage_dir
+from .modeling import load_for
+from .rollout import Batcher, RolloutConfig, model_policy, rollout
 
 
 def settings(preset, max_turns: int | None = None, **overrides) -> RolloutConfig:
     """Greedy evaluation settings from a preset (turn budget: the preset's test-time budget)."""
-    turns = max_turns or preset.max_turns_eval
-    base = dict(max_turns=turns, max_new_tokens=preset.max_new_tokens, context_length=preset.context_length,
-                context_reserve=preset.context_reserve, max_images=turns + 1, do_sample=False,
-                batch_size=preset.eval_batch_size, seed=preset.seed, hints=preset.tile_hints)
-    return RolloutConfig(**(base | overrides))
+    return RolloutConfig.for_preset(preset, max_turns or preset.max_turns_eval, **({"do_sample": False} | overrides))
 
 
 def row(traj, record) -> dict:
@@ -91,8 +95,6 @@ def run_k(model, processor, records, images, config: RolloutConfig, k: int, prog
 
 def avg_at_k(rows: list[dict], by: str = "difficulty") -> list[dict]:
     """Avg@K per group: mean over the K samples of each sample's accuracy, with std, min and max over samples."""
-    import statistics
-
     groups = grouped(rows, by)
     out = []
     for name, rs in groups.items():
@@ -149,8 +151,6 @@ def teacher_forced(model, processor, trajectories, colours, shapes) -> list[dict
     searches whose every turn is right by construction. Written by hand: transformers scores a
     whole sequence, not the parts of a thought.
     """
-    from .rollout import Batcher
-
     rows = []
     for traj in trajectories:
         inputs = {k: v.to(model.device) for k, v in Batcher(processor).batch([traj]).items()}
@@ -202,9 +202,6 @@ def accuracy(rows: list[dict]) -> float:
 
 def model_hash(model_dir) -> str:
     """A short fingerprint of a checkpoint's weights: their bytes when small (tiny), else names, sizes, times."""
-    import hashlib
-    from pathlib import Path
-
     files = sorted(Path(model_dir).glob("*.safetensors"))
     digest = hashlib.sha256()
     small = sum(f.stat().st_size for f in files) < 200 * 2**20
@@ -216,12 +213,10 @@ def model_hash(model_dir) -> str:
 RULES = "rule-based (scoring.py)"
 
 
-def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, samples: int = 1,
-             pixels: tuple[int, int] | None = None, scorer: str = RULES) -> dict:
-    """Everything that decides an evaluation's numbers (written into its manifest, printed under tables)."""
-    from . import protocol as tool_protocol
-    from .manifest import config_hash
-
+def evaluation_spec(preset, model_dir, config: RolloutConfig, split: str, n: int, samples: int = 1,
+                    pixels: tuple[int, int] | None = None, scorer: str = RULES) -> dict:
+    """Everything that decides an evaluation's numbers (written into its manifest as its `protocol`, printed
+    under tables): model, data, turn budget, pixel budget, decoding, seed, scorer and the prompts' hash."""
     lo, hi = pixels or (preset.min_pixels, preset.max_pixels)
     return {
         "model": str(model_dir), "model_hash": model_hash(model_dir), "preset": preset.name, "split": split, "n": n,
@@ -230,7 +225,7 @@ def protocol(preset, model_dir, config: RolloutConfig, split: str, n: int, sampl
         **({"samples": samples} if config.do_sample else {}),  # Avg@K's K
         **({"tile_hints": True} if config.hints else {}),  # kit-only observation text (hints.py)
         "seed": config.seed, "scorer": scorer,
-        "prompt_hash": config_hash([tool_protocol.SYSTEM_PROMPT, tool_protocol.observation_text(1)]),
+        "prompt_hash": config_hash([protocol.SYSTEM_PROMPT, protocol.observation_text(1)]),
     }
 
 
@@ -242,14 +237,10 @@ def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None
     With a sampling `config`, `samples` runs per question (Avg@K; rows carry `sample`), else one greedy run.
     `pixels` = (min, max) evaluates at another pixel budget on the preset's own scenes (the max-pixels sweep).
     """
-    from .data import LazyImages, read_records
-    from .manifest import stage_dir
-    from .scenes import ensure_dataset
-
     config = config or settings(preset)
     data_dir, data = ensure_dataset(preset, split, n)  # the split's first n scenes: only those are made
     records = read_records(data_dir / f"{split}.jsonl")[:n]
-    spec = protocol(preset, model_dir, config, split, len(records), samples, pixels)
+    spec = evaluation_spec(preset, model_dir, config, split, len(records), samples, pixels)
     return evaluated(stage_dir(preset.name, "eval") / name, preset, model_dir, records, LazyImages(records, data_dir),
                      config, spec, {"data": data["config_hash"]}, samples, progress)
 
@@ -263,12 +254,6 @@ def evaluated(folder, preset, model_dir, records, images, config: RolloutConfig,
     `category(record)`: the group a benchmark reports (rows get a `category` column and are summarised by it,
     else by difficulty); `judge`: scores the answers instead of the rules (`judged`). Returns (rows, manifest).
     """
-    import json
-    from dataclasses import asdict
-
-    from .manifest import cached_stage
-    from .modeling import load_for
-
     by = "difficulty" if category is None else "category"
 
     def build(out):
@@ -335,8 +320,6 @@ def diagnose(traj, record, preset) -> dict:
     such zoom, which turn made it (2 = the second; the n-th zoom unless an earlier turn was invalid)
     and whether it followed.
     """
-    from . import protocol, scenes
-
     scene = scenes.scene_from_meta(record.meta, record.difficulty)
     views = [scenes.full_region(scene)]
     current, right, last, move_log = views[0], [], None, []

@@ -33,8 +33,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import protocol
 from .data import DataError, Record, read_records, save_png
+from .trajectory import load_trajectories
 
 VERL_VERSION = "0.9.1"  # the verl release the verl files are written for and tested against (tests/verl)
 PARSER_NAME = "mini_o3_grounding"  # verl_plugin.GroundingParser
@@ -83,7 +86,7 @@ def verl_row(record: Record, data_dir: Path, split: str, index: int,
 
 def verl_schema():
     """The parquet schema, explicit so an all-null column (no choices anywhere) keeps its type."""
-    import pyarrow as pa
+    import pyarrow as pa  # deferred, as are datasets and sft below: only the exports that write them need them
 
     s = pa.string()
     extra = [("id", s), ("split", s), ("index", pa.int64()), ("difficulty", s), ("choices", pa.list_(s)),
@@ -265,9 +268,8 @@ def export_verl(data_dir: str | Path, out: str | Path, splits: tuple[str, ...] =
                 over_turn_masking: bool = True) -> list[Path]:
     """Write `<split>.parquet` for each split of a dataset folder, the tool and agent loop configs, the reward
     and the launch scripts."""
-    import pyarrow as pa
+    import pyarrow as pa  # deferred, as in verl_schema
     import pyarrow.parquet as pq
-    import yaml
 
     data_dir, out = Path(data_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,13 +296,11 @@ def export_verl(data_dir: str | Path, out: str | Path, splits: tuple[str, ...] =
 
 # ------------------------------------------------------------------------------------- trajectories
 def read_trajectories(path: str | Path) -> tuple[Path, list]:
-    """The cold-start trajectories (`teacher.save_trajectories` folder or its JSONL), checked for SFT.
+    """The cold-start trajectories (`trajectory.save_trajectories` folder or its JSONL), checked for SFT.
 
     Each must alternate user/assistant after its system turn, end with an assistant turn (what
     LLaMA-Factory accepts) and have as many image items as image files.
     """
-    from .teacher import load_trajectories
-
     path = Path(path)
     folder = path.parent if path.name == "trajectories.jsonl" else path
     file = folder / "trajectories.jsonl"
@@ -349,7 +349,7 @@ def export_sharegpt(trajectories: str | Path, out: str | Path, name: str = DATAS
 
 def export_trl(trajectories: str | Path, out: str | Path) -> list[Path]:
     """TRL: `train.jsonl` of `sft.to_dataset`'s rows (the kit's own SFT input), images as relative paths."""
-    from .sft import to_dataset
+    from .sft import to_dataset  # deferred: sft loads torch and transformers
 
     _, trajs = read_trajectories(trajectories)
     out = Path(out)
@@ -363,7 +363,7 @@ def export_trl(trajectories: str | Path, out: str | Path) -> list[Path]:
 
 def load_trl(path: str | Path):
     """`train.jsonl` back as the `datasets.Dataset` `SFTTrainer` takes: messages, decoded images, length."""
-    from datasets import Dataset, Image, Sequence
+    from datasets import Dataset, Image, Sequence  # deferred (seconds to import)
 
     path = Path(path)
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

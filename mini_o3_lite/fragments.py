@@ -2,11 +2,10 @@
 
 The cold start's hardest turn is the one after a zoom: describe the tile, decide (the target's dot
 is readable, it is here, a speck of its colour, a decoy, nothing), then act on it with the right
-box. SFT alone did not teach the tiny model that step with tile hints (0.16 of 96 held-out
-questions from the first shipped base): it learned the descriptions but not to copy the hint's box
-into its verdict and call. So the base continues its pretraining with a share of such fragments
-(`BaseConfig.step_share`), each the conversation of a search's second turn exactly as the teacher
-writes it:
+box. Cold-start SFT alone taught the tiny model the descriptions of that step but not to copy the
+tile hint's box into its verdict and call (papers/experiments.md). So the base continues its
+pretraining with a share of such fragments (`BaseConfig.step_share`), each the conversation of a
+search's second turn exactly as the teacher writes it:
 
     system, question + original image
     assistant: "I see <the original>. Search the tiles for the <target>." + a zoom to a tile
@@ -35,7 +34,7 @@ def step_example(preset, seed: int, rng: random.Random, kind: str | None = None)
     """One fragment from freshly generated scenes: (messages, images, kind, depth, action).
 
     `kind` (default: drawn from `KINDS`) is the verdict the last turn must give; scenes and tiles are
-    drawn until one gives it (the seed moves on within its split's stream, as in `pretrain`).
+    drawn until one gives it (the seed moves on within its split's stream, as in `base_tasks.make_example`).
     """
     data = preset.data
     kind = kind or rng.choices(list(KINDS), list(KINDS.values()))[0]

@@ -13,8 +13,10 @@ rest is a CleanRL-style loop. One step:
    tokens ("token-mean"), no KL term unless `kl_coef` > 0, no entropy bonus unless `entropy_coef` > 0;
 5. **over-turn masking**: trajectories that were `exceeded` (still calling the tool at the turn,
    image or context limit) get no gradient but keep their reward 0 in the group statistics, as in
-   Mini-o3's code. `over_turn_masking=False` lets them teach "answer sooner" like any failure;
-   `drop_exceeded_from_stats=True` also removes them from the group mean and std.
+   Mini-o3's code (`rl.exceeded = "mask"`, the variant `rl`). "keep" (`rl_nomask`) lets them teach
+   "answer sooner" like any failure; "drop" (`rl_drop`) also removes them from the group mean and std.
+
+Steps 3-5 are `grpo_loss` and the two functions above it, on one screen.
 
 Groups whose rewards are all equal carry no signal (advantage 0) and are left out of the loss. Mini-o3
 drops them and refills the batch with new groups (dynamic sampling); `refill` > 0 does the same, with at
@@ -28,16 +30,22 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from . import memory, modeling, scoring
 from .checkpoint import recover_checkpoint, save_checkpoint
+from .data import LazyImages, read_records
+from .dataset import ensure_dataset
+from .manifest import cached_stage, stage_dir
 from .modeling import freeze_vision, load_for, lora_config, save
-from .presets import Preset
-from .rollout import Batcher, RolloutConfig, Trajectory, model_policy, rollout
+from .presets import VARIANTS, Preset
+from .rollout import Batcher, RolloutConfig, model_policy, rollout
+from .sft import ensure_sft
+from .trajectory import Trajectory
 
 # ----------------------------------------------------------------------------------------------
 # The objective (one screen)
@@ -49,34 +57,58 @@ def reward(traj: Trajectory, record) -> float:
     return float(scoring.score(traj.answer, record.answer, record.choices))
 
 
-def group_advantages(rewards: torch.Tensor, exceeded: torch.Tensor, drop_exceeded: bool = False) -> torch.Tensor:
-    """GRPO advantages for one group: rewards normalised by the group's mean and std.
+def exceeded_handling(exceeded: torch.Tensor, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, in_stats) per trajectory for `RLConfig.exceeded`: which trajectories carry loss, and which
+    count in their group's mean and std. "mask" (over-turn masking): exceeded ones carry no loss but stay in
+    the statistics with reward 0; "keep": they are failures like any other; "drop": out of both."""
+    if mode not in ("mask", "keep", "drop"):
+        raise ValueError(f"rl.exceeded must be 'mask', 'keep' or 'drop', not {mode!r}")
+    everyone = torch.ones_like(exceeded)
+    weight = everyone if mode == "keep" else ~exceeded
+    return weight.float(), (~exceeded if mode == "drop" else everyone)
 
-    With `drop_exceeded`, the statistics use only trajectories that were not exceeded.
-    """
-    in_stats = ~exceeded if drop_exceeded else torch.ones_like(exceeded)
+
+def group_advantages(rewards: torch.Tensor, in_stats: torch.Tensor) -> torch.Tensor:
+    """GRPO advantages for one group: rewards normalised by the mean and std of the `in_stats` ones."""
     if in_stats.sum() < 2:  # no group to compare with
         return torch.zeros_like(rewards)
     mean, std = rewards[in_stats].mean(), rewards[in_stats].std()
     return (rewards - mean) / (std + 1e-6)
 
 
-def trajectory_weights(exceeded: torch.Tensor, over_turn_masking: bool, drop_exceeded: bool) -> torch.Tensor:
-    """1 where a trajectory's tokens carry loss, 0 for exceeded ones when they are masked or dropped."""
-    return (~exceeded if (over_turn_masking or drop_exceeded) else torch.ones_like(exceeded)).float()
+def carries_signal(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """1 for each trajectory of a group whose rewards differ (the only groups with a gradient), else 0."""
+    groups = rewards.view(-1, group_size)
+    return (groups.max(1).values > groups.min(1).values).float().repeat_interleave(group_size)
 
 
-def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                clip_low: float, clip_high: float, n_tokens: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clipped surrogate, summed over masked tokens and divided by `n_tokens` (the mini-batch's count).
+def grpo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, model_mask: torch.Tensor,
+              weight: torch.Tensor, cfg, n_tokens: float, entropy: torch.Tensor | None = None,
+              start_logp: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The whole objective of a micro-batch. logp, old_logp, model_mask, entropy, start_logp: (batch, tokens);
+    advantages, weight: (batch,). `cfg` is the `RLConfig`; `n_tokens` the update's model-token count.
 
-    logp, old_logp, mask: (batch, tokens); advantages: (batch,). Returns (loss, clipped-token count).
+    1. mask: the tokens the model wrote x the trajectory's weight (0 when exceeded under masking, or in a
+       group whose rewards are all equal);
+    2. the clipped surrogate with Mini-o3's asymmetric range: min(r A, clip(r, 1 - low, 1 + high) A);
+    3. optional KL to the start policy (k3 estimator) and entropy bonus (Mini-o3: both 0);
+    4. token-mean normalisation: every term is summed over masked tokens and divided by `n_tokens`.
+    Returns the loss and the sums the step logs (clipped tokens, trained tokens, KL).
     """
+    mask = model_mask * weight[:, None]
     ratio = torch.exp(logp - old_logp)
     adv = advantages[:, None]
-    unclipped, clipped = ratio * adv, ratio.clamp(1 - clip_low, 1 + clip_high) * adv
+    unclipped, clipped = ratio * adv, ratio.clamp(1 - cfg.clip_low, 1 + cfg.clip_high) * adv
     loss = -(torch.min(unclipped, clipped) * mask).sum() / max(n_tokens, 1.0)
-    return loss, ((clipped < unclipped).float() * mask).sum()
+    stats = {"clipped": float(((clipped < unclipped).float() * mask).sum()), "tokens": float(mask.sum())}
+    if cfg.kl_coef:
+        log_ratio = start_logp - logp
+        kl = torch.exp(log_ratio) - log_ratio - 1  # KL(policy || start policy), k3 estimator
+        loss = loss + cfg.kl_coef * (kl * mask).sum() / max(n_tokens, 1.0)
+        stats["kl"] = float((kl.detach() * model_mask).sum())
+    if cfg.entropy_coef:
+        loss = loss - cfg.entropy_coef * (entropy * mask).sum() / max(n_tokens, 1.0)
+    return loss, stats
 
 
 def token_logprobs(model, batch: dict, model_mask: torch.Tensor, temperature: float):
@@ -111,11 +143,9 @@ def reference_logprobs(model, ref, batch: dict, mask: torch.Tensor, temperature:
 def rollout_config(preset: Preset, step: int, round_: int = 0) -> RolloutConfig:
     """Sampling settings of a step's rollouts (`round_`: a refill round, with its own seed)."""
     turns = preset.rl.max_turns or preset.max_turns_train
-    return RolloutConfig(max_turns=turns, max_new_tokens=preset.max_new_tokens,
-                         context_length=preset.context_length, context_reserve=preset.context_reserve,
-                         max_images=2 * turns, temperature=preset.rl.temperature,  # Mini-o3: 6 turns, 12 images
-                         batch_size=preset.rollout_batch_size, hints=preset.tile_hints,
-                         seed=preset.seed * 100_003 + step + 1_000_003 * round_)
+    return RolloutConfig.for_preset(preset, turns, max_images=2 * turns,  # Mini-o3: 6 turns, 12 images
+                                    temperature=preset.rl.temperature, batch_size=preset.rollout_batch_size,
+                                    seed=preset.seed * 100_003 + step + 1_000_003 * round_)
 
 
 def sample_groups(preset: Preset, records, images, step: int, round_: int = 0):
@@ -133,24 +163,25 @@ def sample_groups(preset: Preset, records, images, step: int, round_: int = 0):
 def sample_batch(model, processor, preset: Preset, records, images, step: int):
     """Roll out this step's groups; with `rl.refill`, replace all-equal groups by fresh ones (dynamic sampling).
 
-    Returns (records, trajectories) of `prompts_per_step` groups, informative ones first, and
-    (trajectory, reward) of every rollout sampled this step: the logged reward, turns and exceeded
-    ratio are the policy's own, over all of them.
+    Returns the trajectories of `prompts_per_step` groups (informative ones first) with their rewards, and
+    every rollout sampled this step as (trajectory, reward): the logged reward, turns and exceeded ratio are
+    the policy's own, over all of them.
     """
     cfg, G = preset.rl, preset.rl.group_size
-    informative, flat, every = [], [], []  # groups as (records, trajectories)
+    informative, flat, every = [], [], []  # groups as (trajectories, rewards)
     for round_ in range(1 + cfg.refill):
         recs, ims = sample_groups(preset, records, images, step, round_)
         settings = rollout_config(preset, step, round_)
         trajs = rollout(recs, ims, processor, model_policy(model, settings), settings)
-        rewards = [reward(t, r) for t, r in zip(trajs, recs, strict=True)]
-        every += list(zip(trajs, rewards, strict=True))
+        rewards = torch.tensor([reward(t, r) for t, r in zip(trajs, recs, strict=True)])
+        every += list(zip(trajs, rewards.tolist(), strict=True))
+        signal = carries_signal(rewards, G)
         for g in range(0, len(trajs), G):
-            (informative if len(set(rewards[g:g + G])) > 1 else flat).append((recs[g:g + G], trajs[g:g + G]))
+            (informative if signal[g] else flat).append((trajs[g:g + G], rewards[g:g + G]))
         if len(informative) >= cfg.prompts_per_step:
             break
     kept = (informative + flat)[:cfg.prompts_per_step]
-    return [r for rs, _ in kept for r in rs], [t for _, ts in kept for t in ts], every
+    return [t for ts, _ in kept for t in ts], torch.cat([r for _, r in kept]), every
 
 
 def masked_batch(batcher: Batcher, trajs: list[Trajectory], device) -> tuple[dict, torch.Tensor]:
@@ -176,24 +207,19 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
     cfg, device, G = preset.rl, model.device, preset.rl.group_size
     model.eval()
     started = time.time()
-    recs, trajs, sampled = sample_batch(model, processor, preset, records, images, step)
-    success = sum(r for _, r in sampled) / len(sampled)
+    trajs, rewards, sampled = sample_batch(model, processor, preset, records, images, step)
     rollout_s = time.time() - started
-    rewards = torch.tensor([reward(t, r) for t, r in zip(trajs, recs, strict=True)])
-    exceeded = torch.tensor([t.exceeded for t in trajs])
-    adv = torch.cat([group_advantages(rewards[g:g + G], exceeded[g:g + G], cfg.drop_exceeded_from_stats)
-                     for g in range(0, len(trajs), G)])
-    weight = trajectory_weights(exceeded, cfg.over_turn_masking, cfg.drop_exceeded_from_stats)
-    informative = torch.cat([(rewards[g:g + G].std() > 1e-4).float().expand(G) for g in range(0, len(trajs), G)])
+    weight, in_stats = exceeded_handling(torch.tensor([t.exceeded for t in trajs]), cfg.exceeded)
+    adv = torch.cat([group_advantages(rewards[g:g + G], in_stats[g:g + G]) for g in range(0, len(trajs), G)])
+    informative = carries_signal(rewards, G)
+    weight = weight * informative
     batcher = Batcher(processor)
-    # only trajectories whose tokens carry loss are run through the model: exceeded ones under over-turn masking
-    # and groups whose rewards are all equal have no gradient, and their forward and backward passes cost the same
-    trained = (weight * informative) > 0
+    # only trajectories whose tokens carry loss are run through the model: the others have no gradient, and their
+    # forward and backward passes would cost the same
     per_update = cfg.mini_batch_prompts * G
-    updates = [[i for i in range(lo, min(lo + per_update, len(trajs))) if trained[i]]
+    updates = [[i for i in range(lo, min(lo + per_update, len(trajs))) if weight[i] > 0]
                for lo in range(0, len(trajs), per_update)]
-    updates = [u for u in updates if u]
-    parts = [[u[k:k + cfg.micro_batch_size] for k in range(0, len(u), cfg.micro_batch_size)] for u in updates]
+    parts = [[u[k:k + cfg.micro_batch_size] for k in range(0, len(u), cfg.micro_batch_size)] for u in updates if u]
 
     stats = {"loss": 0.0, "clipped": 0.0, "tokens": 0.0, "entropy": 0.0, "kl": 0.0, "model_tokens": 0.0}
     train_without_dropout(model)
@@ -206,31 +232,25 @@ def grpo_step(model, ref, processor, optimizer, preset: Preset, records, images,
             # forward pass; the first update's ratio is 1 up to the turn cache's rounding
             old = recorded_logprobs([trajs[i] for i in part], batch["input_ids"].shape[1], device)
             logp, entropy, tok_mask = token_logprobs(model, batch, mask, cfg.temperature)
-            loss_mask = tok_mask * weight[part].to(device)[:, None]
-            loss, clipped = policy_loss(logp, old, adv[part].to(device), loss_mask, cfg.clip_low, cfg.clip_high,
-                                        n_tokens)
-            if cfg.kl_coef:  # KL to the start policy costs its own forward pass; Mini-o3 trains without it
+            start = None
+            if cfg.kl_coef:  # the start policy costs its own forward pass; Mini-o3 trains without KL
                 with torch.no_grad():
                     start = reference_logprobs(model, ref, batch, mask, cfg.temperature)
-                log_ratio = start - logp
-                kl = torch.exp(log_ratio) - log_ratio - 1  # k3 estimator of KL(policy || start policy)
-                loss = loss + cfg.kl_coef * (kl * loss_mask).sum() / max(n_tokens, 1.0)
-                stats["kl"] += float((kl.detach() * tok_mask).sum())
-            if cfg.entropy_coef:  # an entropy bonus (Mini-o3: 0)
-                loss = loss - cfg.entropy_coef * (entropy * loss_mask).sum() / max(n_tokens, 1.0)
+            loss, part_stats = grpo_loss(logp, old, adv[part].to(device), tok_mask, weight[part].to(device), cfg,
+                                         n_tokens, entropy, start)
             loss.backward()
             stats["loss"] += float(loss.detach()) / len(parts)
-            stats["clipped"] += float(clipped)
-            stats["tokens"] += float(loss_mask.sum())
             stats["model_tokens"] += float(tok_mask.sum())
             stats["entropy"] += float((entropy.detach() * tok_mask).sum())
+            for key in ("clipped", "tokens", "kl"):
+                stats[key] += part_stats.get(key, 0.0)
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optimizer.step()
     all_tokens = max(sum(sum(t.model_mask) for t in trajs), 1)  # model tokens of every trajectory
     trained_tokens = max(stats["model_tokens"], 1.0)
     return {
-        "step": step + 1, "reward": round(success, 4),  # reward, turns, exceeded: over every rollout sampled
-        "accuracy": round(success, 4),  # reward is accuracy (Mini-o3's reward)
+        # reward (= accuracy, Mini-o3's reward), turns, exceeded: over every rollout sampled this step
+        "step": step + 1, "reward": round(sum(r for _, r in sampled) / len(sampled), 4),
         "mean_turns": round(sum(t.turns for t, _ in sampled) / len(sampled), 3),
         "exceeded": round(sum(t.exceeded for t, _ in sampled) / len(sampled), 4), "rollouts": len(sampled),
         "masked_tokens": round(1 - stats["tokens"] / all_tokens, 4),  # model tokens without gradient: exceeded
@@ -272,7 +292,7 @@ def prepare(preset: Preset, init: str | Path, ckpt: Path):
     state = torch.load(ckpt / "trainer_state.pt", weights_only=False) if resume else {"step": 0, "history": []}
     checkpointing = {"activation_checkpointing_kwargs": {"use_reentrant": False}}
     if preset.sft.lora:
-        from peft import PeftModel, get_peft_model
+        from peft import PeftModel, get_peft_model  # deferred: only the LoRA (full) preset needs PEFT
 
         model, processor = load_for(preset, init)
         freeze_vision(model)
@@ -295,8 +315,6 @@ def train(preset: Preset, init: str | Path, out: str | Path, records, images, pr
 
     `records`/`images`: the training split. `until` stops after that step, as an interrupt would.
     """
-    from tqdm.auto import tqdm
-
     out = Path(out)
     ckpt = out / "checkpoint"
     recover_checkpoint(ckpt)
@@ -305,8 +323,7 @@ def train(preset: Preset, init: str | Path, out: str | Path, records, images, pr
     if state["step"]:
         log(f"resuming from {ckpt} at step {state['step']}")
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=preset.rl.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)  # constant, as in Mini-o3
+    optimizer = torch.optim.AdamW(params, lr=preset.rl.lr, weight_decay=0.0)  # a constant rate, as in Mini-o3
     if "optimizer" in state:
         optimizer.load_state_dict(state["optimizer"])
     history: list[dict] = state["history"]
@@ -319,18 +336,11 @@ def train(preset: Preset, init: str | Path, out: str | Path, records, images, pr
         bar.set_postfix(reward=history[-1]["reward"], turns=history[-1]["mean_turns"],
                         exceeded=history[-1]["exceeded"])
         if (step + 1) % preset.rl.save_every == 0 or step + 1 == last:
-            save_checkpoint(model, processor, optimizer, scheduler, {"step": step + 1, "history": history}, ckpt)
+            save_checkpoint(model, processor, optimizer, None, {"step": step + 1, "history": history}, ckpt)
     (out / "rl_log.json").write_text(json.dumps(history, indent=1))
     if last == preset.rl.steps:  # the trained policy as a plain transformers directory (LoRA merged)
         save(model.merge_and_unload() if hasattr(model, "merge_and_unload") else model, processor, out / "model")
     return history
-
-
-VARIANTS = {  # name -> (over_turn_masking, drop_exceeded_from_stats); folders runs/<preset>/<name>/
-    "rl": (True, False),  # Mini-o3
-    "rl_nomask": (False, False),
-    "rl_drop": (False, True),
-}
 
 
 def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = None, progress: bool = True):
@@ -339,17 +349,9 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
     Returns (folder, manifest); the trained policy is `folder / "model"`, the per-step log
     `folder / "rl_log.json"`. An interrupted run resumes from its checkpoint.
     """
-    from dataclasses import asdict
-
-    from .data import LazyImages, read_records
-    from .manifest import cached_stage, stage_dir
-    from .scenes import ensure_dataset
-    from .sft import ensure_sft
-
     if variant not in VARIANTS:
         raise ValueError(f"unknown RL variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    masking, drop = VARIANTS[variant]
-    preset = replace(preset, rl=replace(preset.rl, over_turn_masking=masking, drop_exceeded_from_stats=drop))
+    preset = replace(preset, rl=replace(preset.rl, exceeded=VARIANTS[variant]))  # the variant is the switch
     sft_dir, sft = ensure_sft(preset) if init is None else (Path(init), {"config_hash": str(init)})
     data_dir, data = ensure_dataset(preset, "train")
 

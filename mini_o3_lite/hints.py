@@ -1,12 +1,11 @@
 """Tile hints: a kit-only scaffold that writes the boxes a depth-first tile search zooms next.
 
 Mini-o3's observation turn names the new image and nothing else; its 7B agent works out the next
-box itself. The kit's 4-layer tiny model cannot: across sessions it learned to *copy* a box it has
-seen in the conversation (a box that follows another in a list: 43 of 64 held-out fragments) but not
-to compute a box's successor (3 of 64 after ~3,200 examples), and its searches ran out of turns
-repeating boxes (model card of the tiny base, notebook 04). So with `Preset.tile_hints` (tiny only)
-the environment ends each observation turn of a tile view with three boxes, all functions of that
-view's box alone (never of the search so far, the scene or the target):
+box itself. The kit's 4-layer tiny model cannot: it learns to *copy* a box it has seen in the
+conversation but not to compute a box's successor, and without help its searches run out of turns
+repeating boxes. So with `Preset.tile_hints` (tiny only) the environment ends each observation turn
+of a tile view with three boxes, all functions of that view's box alone (never of the search so far,
+the scene or the target):
 
     Tiles: this view [0.25, 0.0, 0.5, 0.25], zoom in [0.25, 0.0, 0.375, 0.125], next tile [0.5, 0.0, 0.75, 0.25].
 
@@ -15,11 +14,9 @@ depth-first search over quadrants visits after this view and everything inside i
 the next sibling, else an ancestor's next sibling; absent after the last one). The agent still decides,
 from what it sees, whether to zoom in, move on or answer; the scripted teacher writes its decision
 ending with the same words and box ("No red here: next tile [..]."), so the call is a copy.
-Measured (96 held-out questions, greedy, 16 turns, 160 new tokens a turn): SFT from a base that never
-saw hints does not learn the copy (0.16); from the first base (`checkpoints/tiny-base1`), whose last
-two pretraining stages practised the step with hints (`fragments.py`), it does: 0.43 against 0.28 for
-the agent without hints (its model card, notebook 04); the shipped base practised it in three stages.
-The `full` preset keeps Mini-o3's observation text.
+The copy is practised before SFT: the tiny base's pretraining includes the agent's step after a zoom,
+hint and all (`fragments.py`), since SFT from a base that never saw hints does not learn it. The `full`
+preset keeps Mini-o3's observation text. What the hints measured: `papers/experiments.md`.
 """
 
 from __future__ import annotations

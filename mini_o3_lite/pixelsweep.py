@@ -9,7 +9,7 @@ preset's own budget) and, for each budget (every view resized to `side x side` p
    the target's dot readable one quadrant level earlier), giving that budget's cold-start data;
 2. a starting agent (the shipped SFT agent for `tiny`) is adapted to that data by a short SFT run
    of the same length at every budget, the preset's own included, so the budgets are compared on
-   equal training (Mini-o3 trains each setting from its base; here that is ~20 CPU minutes each);
+   equal training (Mini-o3 trains each setting from its base);
 3. the adapted agent is evaluated greedily on held-out scenes at the preset's turn budget and
    context, recording the tokens every trajectory used.
 
@@ -20,14 +20,22 @@ the results file notebook 06 reads when it does not train.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import evaluate, pixels
-from .presets import Preset
+from . import description, evaluate, pixels, scenes
+from .data import open_image, read_records
+from .dataset import ensure_dataset
+from .manifest import cached_stage, stage_dir
+from .modeling import load_for, load_processor, pixel_budget, set_pixel_budget, shipped
+from .presets import Preset, load_preset
+from .rollout import model_policy, rollout
+from .sft import train_sft
+from .teacher import TeacherConfig, scripted_trajectories
 
 SHIPPED_RESULTS = Path(__file__).parent / "assets" / "pixel-sweep.json"
 
@@ -46,9 +54,6 @@ def teacher_cost(preset: Preset, side: int, records, images, processor) -> dict:
     The searches are replayed through the agent loop, so the token counts are the chat template's.
     `processor`'s pixel budget is set to the side and restored afterwards.
     """
-    from .modeling import pixel_budget, set_pixel_budget
-    from .teacher import TeacherConfig, scripted_trajectories
-
     budget, before = at_budget(preset, side), pixel_budget(processor)
     set_pixel_budget(processor, budget.min_pixels, budget.max_pixels)
     try:
@@ -67,13 +72,6 @@ def teacher_cost(preset: Preset, side: int, records, images, processor) -> dict:
 
 def ensure_adapted(preset: Preset, side: int, init: str | Path, epochs: float):
     """`runs/<preset>/pixels/<side>px/`: that budget's teacher trajectories and the agent adapted to them."""
-    from .data import open_image, read_records
-    from .manifest import cached_stage, stage_dir
-    from .modeling import load_processor
-    from .scenes import ensure_dataset
-    from .sft import train_sft
-    from .teacher import TeacherConfig, scripted_trajectories
-
     data_dir, data = ensure_dataset(preset, "train", preset.sft.n_trajectories)  # the preset's scenes, any budget
     budget = at_budget(preset, side)
 
@@ -100,8 +98,8 @@ def measure(preset: Preset, model_dir: str | Path, side: int, name: str, n: int 
             max_new_tokens: int | None = None, progress: bool = False) -> dict:
     """Greedy evaluation of `model_dir` with views of side x side pixels: the summary table and token use.
 
-    `max_new_tokens` per turn: a larger view shows more objects, and every thought starts by naming them
-    (the teacher's turns at 448 px reach 229 tokens, against 108 at 112 px).
+    `max_new_tokens` per turn: a larger view shows more objects, and every thought starts by naming them,
+    so a turn at a larger side needs more tokens than the preset's own budget allows.
     """
     budget = at_budget(preset, side)
     config = evaluate.settings(preset, max_new_tokens=max_new_tokens or preset.max_new_tokens)
@@ -119,13 +117,9 @@ def measure(preset: Preset, model_dir: str | Path, side: int, name: str, n: int 
 def first_view_check(preset: Preset, model_dir: str | Path, side: int, records, images) -> dict:
     """Does the agent name what the first view shows, as the teacher would at this budget? (one greedy turn each)
 
-    Every thought starts with the canonical description of the view (DESIGN.md section 6), so this is
+    Every thought starts with the canonical description of the view (`description.py`), so this is
     the agent's perception at this view size, measured without the rest of the search.
     """
-    from . import description, scenes
-    from .modeling import load_for
-    from .rollout import model_policy, rollout
-
     budget = at_budget(preset, side)
     model, processor = load_for(budget, model_dir)
     config = evaluate.settings(preset, 1, max_new_tokens=256)
@@ -143,9 +137,6 @@ def first_view_check(preset: Preset, model_dir: str | Path, side: int, records, 
 def sweep(preset: Preset, sides, init: str | Path, epochs: float = 1.0, n: int | None = 48,
           max_new_tokens: int = 256, progress: bool = False, log=print) -> list[dict]:
     """Adapt and evaluate at every side; one result per side (`measure`'s fields plus teacher and SFT stats)."""
-    from .data import open_image, read_records
-    from .scenes import ensure_dataset
-
     data_dir, _ = ensure_dataset(preset, "test", n)
     records = read_records(data_dir / "test.jsonl")[:n]
     held_out = (records, [open_image(r, data_dir) for r in records])
@@ -195,10 +186,6 @@ def load_results(path: str | Path = SHIPPED_RESULTS) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    from .modeling import shipped
-
     parser = argparse.ArgumentParser(description="Max-pixels sweep: adapt and evaluate the agent at several budgets.")
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--sides", type=int, nargs="+", default=[112, 224, 448], help="view sides in pixels")
@@ -209,8 +196,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(SHIPPED_RESULTS))
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    from .presets import load_preset
-
     preset = load_preset(args.preset)
     init = Path(args.init) if args.init else shipped("sft")
     started = time.time()

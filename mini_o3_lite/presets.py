@@ -34,7 +34,7 @@ class DataConfig:
 class BaseConfig:
     """Pretraining of the tiny base VLM (pretrain.py). Unused by `full`, which starts from Qwen2.5-VL.
 
-    The defaults are the first base's from-scratch recipe (`checkpoints/tiny-base1`); the shipped base's ten
+    The defaults are the from-scratch recipe of `checkpoints/tiny-base1`; the shipped base's ten
     stages set theirs on the command line (`mini_o3_lite/assets/tiny-base/reproduce.sh`).
     """
 
@@ -46,16 +46,15 @@ class BaseConfig:
     # views of the training mix: the full view, then tiles one, two and three zooms deep (held-out: these defaults)
     depth_weights: tuple[float, ...] = (0.2, 0.3, 0.3, 0.2)
     # share of training presence questions that pair a shape in view with a colour seen elsewhere in it
-    # ("a red triangle?" over "blue triangle with a red dot"): the first base answered such "yes" (its model card)
+    # ("a red triangle?" over "blue triangle with a red dot"), which a base trained without them answers "yes"
     presence_hard: float = 0.0
     # share of training presence questions asked over another scene's view, with the loss on the answer word
     # only (and on the look-up line before it, with `presence_lookup`): the words are right, the picture is
-    # not, so the answer can only come from the description
-    # (as a continuation of the first base it did not raise presence; from step 0 it is part of the shipped base's)
+    # not, so the answer can only come from the description (the shipped base's recipe has it from step 0)
     presence_blind: float = 0.0
     # presence answers think in two sentences: the description, then a look-up line for the asked colour
-    # ("green: triangle, spot."), from which the answer is a one-word match (`scenes.lookup`); as a continuation
-    # of the first base the line followed the picture; every stage of the shipped base has it (presence 0.94)
+    # ("green: triangle, spot."), from which the answer is a one-word match (`scenes.lookup`); every stage of the
+    # shipped base has it
     presence_lookup: bool = False
     # share of training examples that are the agent's step after a zoom (fragments.py): training on them is
     # what lets SFT learn to copy the tile hint's box (the base's model card)
@@ -79,7 +78,7 @@ class BaseConfig:
 class SFTConfig:
     """Cold-start SFT (sft.py)."""
 
-    epochs: float = 4.0  # tiny: 3 left the decisions half-learned (0 of 48 held-out answers); Mini-o3: 3
+    epochs: float = 4.0  # tiny: fewer leave the decisions half-learned; Mini-o3: 3
     batch_size: int = 8
     lr: float = 5e-4
     warmup: float = 0.1
@@ -92,10 +91,10 @@ class SFTConfig:
 class RLConfig:
     """Multi-turn GRPO (grpo.py); clip range and reward follow Mini-o3's code."""
 
-    steps: int = 20  # tiny: 27-38 CPU minutes per variant (Mini-o3: 256 prompts x 16 rollouts a step, lr 1e-6)
-    # Turn budget of RL rollouts; None: the preset's max_turns_train (Mini-o3: 6). Tiny: 10, set for the SFT
-    # agent without tile hints (9.4 turns on average, 10% of its greedy searches right within 6 turns: too
-    # sparse a reward for 20 steps of 32 rollouts); the hint agent: 8.6 turns, 0.25 within 6 (notebook 05).
+    steps: int = 20  # Mini-o3: 256 prompts x 16 rollouts a step, lr 1e-6; a tiny step's cost: papers/numbers.md
+    # Turn budget of RL rollouts; None: the preset's max_turns_train (Mini-o3: 6). Tiny: 10, since the tiny SFT
+    # agent searches longer than 6 turns on average and too few of its searches end right within 6 for a
+    # reward signal in 20 steps of 32 rollouts.
     max_turns: int | None = None
     prompts_per_step: int = 4
     group_size: int = 8
@@ -139,7 +138,7 @@ class Preset:
     eval_batch_size: int
     # kit-only: each observation turn ends with the boxes a tile search zooms next (hints.py); the tiny model
     # copies a box but cannot compute the next one. False is Mini-o3's observation text (the full preset).
-    # Tiny: on, with a base pretrained on hint fragments (fragments.py); the first base's SFT agent 0.43 vs 0.28 without
+    # Tiny: on, with a base pretrained on hint fragments (fragments.py), since SFT alone does not learn the copy
     tile_hints: bool = False
     # share of the scripted teacher's cold-start searches that zoom the target's quadrant first at every level
     # (`teacher.TeacherConfig.direct`): a real VLM localises, so most of its searches are short; the tiny base
@@ -159,7 +158,7 @@ TINY = Preset(
     device="cpu",
     dtype="float32",
     seed=0,
-    min_pixels=112 * 112,  # every view becomes 112 x 112 = 16 visual tokens (DESIGN.md section 6)
+    min_pixels=112 * 112,  # every view becomes 112 x 112 = 16 visual tokens
     max_pixels=112 * 112,
     max_turns_train=6,
     max_turns_eval=16,
@@ -169,7 +168,7 @@ TINY = Preset(
     rollout_batch_size=16,
     eval_batch_size=32,
     tile_hints=True,
-    # lr 1e-3 (not 5e-4): from the tiny base, SFT at 2e-4/5e-4/1e-3/2e-3 solved 0.313/0.292/0.385/0.375 of 96
+    # lr 1e-3 (not 5e-4): the best of a learning-rate sweep of SFT from the tiny base
     sft=SFTConfig(lr=1e-3),
     rl=RLConfig(max_turns=10),
 )

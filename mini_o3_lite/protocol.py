@@ -14,6 +14,12 @@ is cut from the full-resolution source, so zooming into a zoom-in never loses pi
 The behaviour follows Mini-o3's rollout code (``verl/workers/rollout/vllm_rollout/``, see
 ``papers/protocol_sources.md``); the wording of every prompt is the kit's own. This module is pure
 Python + PIL so it can be read, tested and reused without torch.
+
+It is one module, longer than most, because it holds one idea, the format of a turn, in both directions:
+what the model is told (prompts, observation and error turns), what it writes (``tool_call_text`` and
+``answer_text``), how a turn is read back (``parse_action``) and what a call does (``crop``). The writer
+and the reader must agree on every tag and field, so a change to the format is one edit here. About 250
+of its lines are code; most of the rest are the rules, written beside the code that applies them.
 """
 
 from __future__ import annotations

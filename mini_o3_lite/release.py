@@ -1,24 +1,28 @@
 """Shipping a base checkpoint: measure it on held-out scenes and write its model card.
 
 The numbers in the card are read from the files the measurement writes (`metrics.json`,
-`training_log.json`); no number is typed by hand.
+`training_log.json`); no number is typed by hand. `mini-o3-lite release` runs `measure_and_ship`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import platform
 import random
 import re
+import shutil
 from pathlib import Path
 
 import torch
 
-from . import scenes
+from . import dataset, fragments, scenes
+from .base_tasks import Example, evaluate, example_batch, is_correct, make_example, predict
 from .modeling import load, save
 from .pixels import max_visual_tokens
 from .presets import Preset
-from .pretrain import Example, evaluate, example_batch, is_correct, make_example, predict
+from .tilesearch import DECIDERS, presence_in_words, run_tile_search, summarise
 
 
 def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: int = 96) -> dict:
@@ -28,12 +32,10 @@ def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: 
     presence and recognition answers on held-out easy + medium scenes, within 12 zooms: presence
     from its answer word, and read from its description (`tilesearch.DECIDERS`).
     """
-    from .tilesearch import DECIDERS, run_tile_search, summarise
-
     model, processor = load(model_dir)
     examples = [ex for i in range(math.ceil(n_eval / 64)) for ex in example_batch(preset, "test", 100 + i, 64)]
     skills = evaluate(model, processor, examples[:n_eval])
-    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels,
+    records, images = dataset.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels,
                                         n=round(n_search * 3 / 2))
     chosen = [r for r in records if r.difficulty in ("easy", "medium")][:n_search]
     search = {decide: summarise(run_tile_search(model, processor, chosen, images, max_zooms=12, decide=decide))
@@ -48,11 +50,24 @@ def report(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: 
     return metrics
 
 
+def measure_and_ship(preset: Preset, model_dir: str | Path, n_eval: int = 1024, n_search: int = 96,
+                     ship_to: str | Path | None = None, findings: str | Path | None = None, command: str = "") -> dict:
+    """`report` on `model_dir`; with `ship_to`, on its bf16 copy there (`ship`), then the copy's model card.
+
+    The copy is what is measured, so the card's numbers are those of the weights shipped. `findings`: a
+    markdown file of what was tried and what each gave, for the card; `command`: the command the card names.
+    """
+    target = ship(model_dir, ship_to) if ship_to else Path(model_dir)
+    metrics = report(preset, target, n_eval, n_search)
+    if ship_to:
+        notes = Path(findings).read_text() if findings else "(none recorded)"
+        write_model_card(target, command, hardware=platform_summary(), findings=notes)
+    return metrics
+
+
 def step_fragments(model, processor, preset: Preset, n_per_kind: int = 32) -> dict:
     """The agent's step after a zoom (`fragments.py`), per verdict kind: how often the reply's description,
     verdict (box included) and action equal the teacher's, word for word, on held-out fragments."""
-    from . import fragments
-
     examples = fragments.held_out(preset, n_per_kind)
     replies = predict(model, processor, [Example(*f) for f in examples], max_new_tokens=160)
     rows: dict[str, list[dict]] = {}
@@ -82,8 +97,6 @@ def presence_from_description(model, processor, examples: list) -> dict:
 
     Against the answer word (`skills["presence"]`) it tells perception errors from decision errors.
     """
-    from .tilesearch import presence_in_words
-
     asked = [ex for ex in examples if ex.task == "presence"]
     hits: dict[str, list[float]] = {}
     for ex, reply in zip(asked, predict(model, processor, asked), strict=True):
@@ -153,8 +166,6 @@ def ship(model_dir: str | Path, target: str | Path, logs: tuple[str | Path, ...]
     `logs`: files to copy beside it, relative to `model_dir` (or absolute): training logs, the
     stage's manifest.
     """
-    import shutil
-
     model, processor = load(model_dir)
     save(model.to(torch.bfloat16), processor, target)
     for log in logs:
@@ -164,9 +175,6 @@ def ship(model_dir: str | Path, target: str | Path, logs: tuple[str | Path, ...]
 
 
 def platform_summary() -> str:
-    import os
-    import platform
-
     cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU used"
     return f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}, {gpu}"
@@ -217,8 +225,8 @@ pipeline_tag: image-text-to-text
 {log['parameters']['vision']:,}, language {log['parameters']['language']:,}), with a byte-level BPE
 vocabulary of {vocab} tokens trained locally on the kit's texts, and the real `Qwen2_5_VLProcessor`
 (every view resized to {log['preset']['max_pixels']:,} pixels = {tokens} visual tokens). Pretrained by
-`mini_o3_lite/pretrain.py` to describe views of VisualProbe-lite scenes in canonical words and to answer
-presence, recognition and position questions after the description (DESIGN.md section 6). It is the
+`mini_o3_lite/pretrain.py` on the tasks of `mini_o3_lite/base_tasks.py`: to describe views of VisualProbe-lite
+scenes in canonical words and to answer presence, recognition and position questions after the description. It is the
 starting point of the kit's cold-start SFT and RL, as Qwen2.5-VL-7B-Instruct is for Mini-o3. Load it with
 `mini_o3_lite.modeling.load(path)`, the same function that loads a real Qwen2.5-VL checkpoint.
 

@@ -23,13 +23,16 @@ while still calling the tool: over-turn masking (grpo.py) gives those no gradien
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from . import hints, protocol
+from . import hints, memory, protocol
+from .trajectory import Trajectory
+from .turncache import TurnCache
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,19 @@ class RolloutConfig:
     tools: bool = True  # False: no system prompt, so no tool is offered (the no-tool baseline; use max_turns=1)
     hints: bool = False  # kit-only tile hints at the end of each observation turn (`hints.py`, Preset.tile_hints)
 
+    @classmethod
+    def for_preset(cls, preset, max_turns: int, **overrides) -> RolloutConfig:
+        """The loop's settings for `preset` at a budget of `max_turns` turns; `overrides` set any other field.
+
+        From the preset: tokens per turn, context and its reserve, tile hints, seed and the evaluation batch
+        size; the image limit is the original plus one observation per turn. Decoding keeps the defaults
+        (sampling at temperature 1.0) unless overridden: evaluation sets `do_sample=False`.
+        """
+        base = dict(max_turns=max_turns, max_new_tokens=preset.max_new_tokens, context_length=preset.context_length,
+                    context_reserve=preset.context_reserve, max_images=max_turns + 1,
+                    batch_size=preset.eval_batch_size, seed=preset.seed, hints=preset.tile_hints)
+        return cls(**(base | overrides))
+
 
 @dataclass
 class TurnOutput:
@@ -56,37 +72,6 @@ class TurnOutput:
     ids: list[int]
     logprobs: list[float]
     text: str
-
-
-@dataclass
-class Trajectory:
-    id: str
-    question: str
-    answer_key: str | None
-    messages: list[dict]
-    images: list[Image.Image]  # [original, observation_1, ...] at full resolution
-    input_ids: list[int] = field(default_factory=list)
-    model_mask: list[int] = field(default_factory=list)  # 1 where the token was produced by the model
-    logprobs: list[float] = field(default_factory=list)  # sampling log-prob of model tokens, 0 elsewhere
-    calls: list[dict | None] = field(default_factory=list)  # per turn: bbox, source, valid, error
-    turns: int = 0
-    finish: str | None = None
-    exceeded: bool = False
-    answer: str | None = None
-    reward: float | None = None
-    context_images: list[Image.Image] = field(default_factory=list)  # in-context exemplars' images (few-shot)
-
-    @property
-    def done(self) -> bool:
-        return self.finish is not None
-
-    def to_json(self, image_names: Sequence[str] | None = None) -> dict:
-        """The trajectory format of DESIGN.md section 5 (images as file names when given)."""
-        return {
-            "id": self.id, "messages": self.messages, "images": list(image_names or []), "reward": self.reward,
-            "turns": self.turns, "finish": self.finish, "exceeded": self.exceeded, "answer": self.answer,
-            "calls": self.calls,
-        }
 
 
 Context = tuple[list[dict], list[Image.Image]]  # messages and images shown before the question
@@ -190,8 +175,6 @@ def model_policy(model, config: RolloutConfig, reuse_cache: bool = True) -> Poli
     `reuse_cache`: keep the key/value cache from turn to turn so a turn encodes only its new tokens
     (`turncache.py`); False re-encodes every conversation from the start each turn (same tokens, slower).
     """
-    from .turncache import TurnCache
-
     caches: dict[int, TurnCache] = {}
 
     @torch.no_grad()
@@ -348,10 +331,6 @@ def rollout(records: Sequence, images: Sequence[Image.Image], processor, policy:
     full-resolution image. `context`: exemplar turns shown before every question (`start`). `log`: a
     list that gets one entry per batched turn (batch, turn, active conversations, RSS and its peak).
     """
-    from tqdm.auto import tqdm
-
-    from . import memory
-
     torch.manual_seed(config.seed)
     out: list[Trajectory] = []
     bar = tqdm(total=len(records), disable=not progress, desc="rollout", unit="question")

@@ -16,6 +16,8 @@ scores with documented rules by default, so every number can be recomputed offli
 
 `judge_score` puts any local model in the judge's role for free-form answers (its prompt is
 `JUDGE_PROMPT`); letters are turned into their choice text first, so the judge compares meanings.
+`evaluate.judged` scores an evaluation's rows with it when a judge is given: `mini-o3-lite eval
+--benchmark NAME --judge DIR` makes the checkpoint at DIR the judge (`evaluate.local_judge`).
 """
 
 from __future__ import annotations

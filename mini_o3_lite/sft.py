@@ -17,11 +17,15 @@ Checkpoints are TRL/transformers checkpoints; a run that is interrupted resumes 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from . import memory
-from .modeling import freeze_vision, load_for, lora_config, resolve_device, save
+from .manifest import cached_stage, stage_dir
+from .modeling import freeze_vision, load_for, lora_config, model_path, resolve_device, save
 from .presets import Preset
+from .teacher import ensure_coldstart
+from .trajectory import load_trajectories
 
 
 def to_dataset(trajectories):
@@ -30,7 +34,7 @@ def to_dataset(trajectories):
     `length` (characters of text plus a share per image) lets the trainer batch trajectories of
     similar length together: on a CPU, padding a 600-token trajectory to 2,700 is most of the cost.
     """
-    from datasets import Dataset
+    from datasets import Dataset  # deferred, like TRL and transformers' Trainer below: seconds to import
 
     def length(t) -> int:
         chars = sum(len(c.get("text", "")) for m in t.messages for c in m["content"])
@@ -42,7 +46,7 @@ def to_dataset(trajectories):
 
 def sft_config(preset: Preset, out: Path, n_examples: int, **overrides):
     """TRL `SFTConfig` from the preset's `sft` section (Mini-o3's recipe at the preset's scale)."""
-    from trl import SFTConfig
+    from trl import SFTConfig  # deferred (seconds to import)
 
     cfg = preset.sft
     gpu = resolve_device(preset.device) != "cpu"
@@ -80,7 +84,7 @@ def sft_config(preset: Preset, out: Path, n_examples: int, **overrides):
 
 def memory_callback():
     """A `TrainerCallback` that puts each logged step's peak RSS (and GPU max allocated) into the trainer's logs."""
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # deferred: loads transformers' Trainer
 
     class MemoryCallback(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
@@ -120,7 +124,7 @@ def train_sft(preset: Preset, trajectories, out: str | Path, init: str | Path, *
 
     Returns a summary with the loss curve (also written to `out/sft_log.json`).
     """
-    from trl import SFTTrainer
+    from trl import SFTTrainer  # deferred (seconds to import)
 
     out = Path(out)
     model, processor = load_for(preset, init)  # the preset's device, dtype and pixel budget
@@ -151,12 +155,6 @@ def ensure_sft(preset: Preset, init: str | Path | None = None, **overrides):
     `init` defaults to the preset's model (the shipped tiny base for `tiny`). Returns (folder, manifest);
     the folder is an ordinary checkpoint directory (`modeling.load(folder)`).
     """
-    from dataclasses import asdict
-
-    from .manifest import cached_stage, stage_dir
-    from .modeling import model_path
-    from .teacher import ensure_coldstart, load_trajectories
-
     init = model_path(init if init is not None else preset.model_path, preset.name)
     data_dir, data = ensure_coldstart(preset)
     folder = stage_dir(preset.name, "sft")

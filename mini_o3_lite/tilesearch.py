@@ -13,12 +13,11 @@ from the scene's ground truth:
 With `decide="description"` the presence verdict is read from the model's own description of the view
 (its "I see ..." before the answer) by the scripted teacher's rule, instead of from its yes/no: the
 target named -> yes, only a spot of its colour -> maybe, else no. The two numbers separate perception
-from decision. On the first base's 64 held-out easy + medium scenes the yes/no search solved 0.55 and
-the description-read one 0.81: that base saw well enough and its yes/no after a right description was
-the weak link; the shipped base closes the gap (0.83 and 0.85 of 96; notebook 00).
+from decision: a base that describes right and answers wrong solves more searches read from its words.
 
 Searches of a whole batch of records advance together (one batched `generate` per round), each as a
-Python generator that yields the view it wants to ask about and receives the model's reply.
+Python generator that yields the view it wants to ask about and receives the model's reply; the
+questions are asked and decoded as the base's held-out examples are (`base_tasks.generate_replies`).
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import torch
 from PIL import Image
 
 from . import description, protocol, scenes
-from .pretrain import Example, collate
+from .base_tasks import Example, generate_replies
 
 Query = tuple[str, Image.Image]  # (question, view)
 
@@ -131,10 +130,7 @@ def run_tile_search(model, processor, records: list, images: dict | None = None,
             messages = protocol.messages_for(question)[0 if system_prompt else 1 :]
             messages.append({"role": "assistant", "content": [{"type": "text", "text": ""}]})  # dropped by collate
             examples.append(Example(messages, [view], "search", 0, ""))
-        batch = collate(examples, processor, train=False)
-        out = model.generate(**batch, max_new_tokens=96, do_sample=False)
-        replies = processor.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-        for rid, reply in zip(ids, replies, strict=True):
+        for rid, reply in zip(ids, generate_replies(model, processor, examples, max_new_tokens=96), strict=True):
             gen, visits, rec = searches[rid]
             try:
                 pending[rid] = gen.send(reply)

@@ -7,11 +7,17 @@ committed with its outputs), so the defaults are a figure 8 inches wide at 80 dp
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .pixels import smart_resize
+from .protocol import source_index
+
+# matplotlib (and ipywidgets) are imported inside the functions that draw with them: deferred, so that
+# importing the kit (the CLI, `ask`) does not load a plotting backend.
 
 Box = Sequence[float]  # (x0, y0, x1, y1) in pixels of the image drawn on
 
@@ -78,8 +84,6 @@ def show_images(
     fontsize: float = 8,
 ):
     """Images in one row: a title above and a caption (wrapped) below each. Returns the figure."""
-    import textwrap
-
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(images), figsize=figsize, dpi=dpi, squeeze=False)
@@ -99,12 +103,10 @@ def show_images(
 def zoom_regions(calls: Sequence[dict | None], width: int, height: int) -> list[tuple[float, float, float, float]]:
     """Each valid zoom's region in pixels of the original image (nested zooms composed), in order.
 
-    `calls` are a trajectory's per-turn calls (`rollout.Trajectory.calls`): a box relative to its
+    `calls` are a trajectory's per-turn calls (`trajectory.Trajectory.calls`): a box relative to its
     source, `original_image` or `observation_<i>`; region i + 1 is observation i + 1.
     """
     regions = [(0.0, 0.0, float(width), float(height))]
-    from .protocol import source_index
-
     for call in calls:
         if not call or not call.get("valid") or not call.get("executed", True):
             continue
@@ -119,8 +121,6 @@ def zoom_regions(calls: Sequence[dict | None], width: int, height: int) -> list[
 def draw_trajectory(traj, min_pixels: int, max_pixels: int, max_views: int = 6, fontsize: float = 7):
     """One trajectory: the original with each zoom box numbered, then the observations the model got,
     each with the model's turn that asked for it written under it. Returns the figure."""
-    import textwrap
-
     import matplotlib.pyplot as plt
 
     original = traj.images[0]
@@ -200,7 +200,6 @@ def draw_batch_mask(trajectories: Sequence, weights: Sequence[float], labels: Se
     carry loss; red: the model's tokens of a trajectory whose weight is 0 (over-turn masking).
     """
     import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.colors import ListedColormap
 
     width = max(len(t.model_mask) for t in trajectories)
@@ -221,8 +220,6 @@ def draw_batch_mask(trajectories: Sequence, weights: Sequence[float], labels: Se
 def draw_turn(traj, turn: int, min_pixels: int, max_pixels: int, fontsize: float = 8):
     """Turn `turn` (1-based) of a trajectory: the original with the zooms made before it, and the view
     the model was answering to (the original on turn 1, else the latest observation) with its words."""
-    import textwrap
-
     import matplotlib.pyplot as plt
 
     original = traj.images[0]

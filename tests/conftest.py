@@ -114,16 +114,16 @@ def tiny_dir(tiny, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory):
-    """A dataset folder like `scenes.ensure_dataset`'s for the tiny preset: 3 train and 2 test records (the test
+    """A dataset folder like `dataset.ensure_dataset`'s for the tiny preset: 3 train and 2 test records (the test
     ones with choices) and their PNGs. The export tests and verl's (`tests/verl/`) read it."""
-    from mini_o3_lite import scenes
     from mini_o3_lite.data import write_records
+    from mini_o3_lite.dataset import make_split
     from mini_o3_lite.presets import load_preset
 
     preset = load_preset("tiny")
     folder = tmp_path_factory.mktemp("data")
     for split, n in (("train", 3), ("test", 2)):
-        records, images = scenes.make_split(preset.data, split, preset.min_pixels, preset.max_pixels, n=n,
+        records, images = make_split(preset.data, split, preset.min_pixels, preset.max_pixels, n=n,
                                             choices=split == "test")
         write_records(folder / f"{split}.jsonl", records, images)
     return folder

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_o3_lite import cli
+from mini_o3_lite import cli, runner
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -35,13 +35,13 @@ def refused(capsys, *args: str) -> str:
 
 
 def test_parameters_are_read_from_the_parameters_cells(two_notebooks):
-    found = [cli.notebook_parameters(nb) for nb in sorted((two_notebooks / "notebooks").glob("*.ipynb"))]
+    found = [runner.notebook_parameters(nb) for nb in sorted((two_notebooks / "notebooks").glob("*.ipynb"))]
     assert found == [{"preset", "max_turns", "overrides"}, {"preset", "model_path", "n_eval"}]
 
 
 def test_every_shipped_notebook_takes_the_preset_and_overrides():
     for nb in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
-        assert {"preset", "overrides"} <= cli.notebook_parameters(nb), nb.name
+        assert {"preset", "overrides"} <= runner.notebook_parameters(nb), nb.name
 
 
 def test_unknown_parameters_are_refused_with_a_suggestion(two_notebooks, capsys):

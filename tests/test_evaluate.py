@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mini_o3_lite import evaluate, protocol, scenes
+from mini_o3_lite import dataset, evaluate, protocol, scenes
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout
 
@@ -17,7 +17,7 @@ CALL = protocol.assistant_text("I see a spot.", protocol.tool_call_text([0, 0, 0
 
 
 def split(n=4):
-    records, images = scenes.make_split(P.data, "test", P.min_pixels, P.max_pixels, n=n)
+    records, images = dataset.make_split(P.data, "test", P.min_pixels, P.max_pixels, n=n)
     return records, [images[r.id] for r in records]
 
 

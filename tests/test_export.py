@@ -13,8 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from mini_o3_lite import export, protocol, scenes, teacher
+from mini_o3_lite import export, protocol, teacher, trajectory
 from mini_o3_lite.data import DataError, read_records
+from mini_o3_lite.dataset import make_split
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout
 
@@ -25,7 +26,7 @@ P = load_preset("tiny")
 def coldstart(tmp_path_factory, tiny_processor) -> Path:
     """A cold-start folder: scripted teacher trajectories plus one with an invalid call (a text-only user turn)."""
     folder = tmp_path_factory.mktemp("coldstart")
-    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=3)
+    records, images = make_split(P.data, "train", P.min_pixels, P.max_pixels, n=3)
     images = [images[r.id] for r in records]
     kept, patterns, _ = teacher.scripted_trajectories(records[:2], images[:2], tiny_processor, P,
                                                       teacher.TeacherConfig(), max_turns=P.max_turns_eval)
@@ -36,7 +37,7 @@ def coldstart(tmp_path_factory, tiny_processor) -> Path:
                      protocol.assistant_text("I see it.", protocol.answer_text(r.answer))]}
     extra = rollout([r], images[2:], tiny_processor, replay_policy(script), RolloutConfig(max_turns=6))
     assert len(kept) == 2 and extra[0].finish == "answer"
-    teacher.save_trajectories(folder, kept + extra, patterns | {r.id: "error_recovery"})
+    trajectory.save_trajectories(folder, kept + extra, patterns | {r.id: "error_recovery"})
     return folder
 
 
@@ -135,7 +136,7 @@ def test_sharegpt_follows_llamafactory_rules(coldstart, tmp_path):
     assert set(columns) == {"messages", "images"}
     assert set(tags) == {"role_tag", "content_tag", "user_tag", "assistant_tag", "system_tag"}
     rows = json.loads((tmp_path / entry["file_name"]).read_text())
-    trajs = teacher.load_trajectories(coldstart)
+    trajs = trajectory.load_trajectories(coldstart)
     assert len(rows) == len(trajs) == 3
     for row, traj in zip(rows, trajs, strict=True):
         messages, images = row[columns["messages"]], row[columns["images"]]
@@ -162,7 +163,7 @@ def test_trl_jsonl_loads_as_the_kits_sft_dataset(coldstart, tmp_path):
                        cache_dir=str(tmp_path / "hf_cache"))
     assert set(raw.column_names) == {"messages", "images", "length"} and len(raw) == 3
     back = export.load_trl(tmp_path / "train.jsonl")
-    kit = to_dataset(teacher.load_trajectories(coldstart))
+    kit = to_dataset(trajectory.load_trajectories(coldstart))
     assert back["messages"] == kit["messages"] == raw["messages"] and back["length"] == kit["length"]
     for ours, theirs in zip(back["images"], kit["images"], strict=True):
         assert [im.convert("RGB").tobytes() for im in ours] == [im.convert("RGB").tobytes() for im in theirs]

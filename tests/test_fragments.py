@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mini_o3_lite import fragments, hints, pretrain, protocol
+from mini_o3_lite import base_tasks, fragments, hints, protocol
 from mini_o3_lite.presets import load_preset
 
 BOX = r"\[[0-9., ]+\]"
@@ -69,12 +69,12 @@ def test_score_reads_description_verdict_and_action_apart():
 
 def test_pretraining_mixes_fragments_in_by_share_and_scores_their_action():
     preset = load_preset("tiny", tile_hints=True, **{"base.step_share": 1.0})
-    batch = pretrain.example_batch(preset, "train", 3, 4)
+    batch = base_tasks.example_batch(preset, "train", 3, 4)
     assert all(ex.task in fragments.KINDS for ex in batch)
-    assert batch[0].messages == pretrain.example_batch(preset, "train", 3, 4)[0].messages  # exact resume
+    assert batch[0].messages == base_tasks.example_batch(preset, "train", 3, 4)[0].messages  # exact resume
     ex = batch[0]
     truth = text(ex.messages[-1])
-    assert pretrain.is_correct(ex, truth)
-    assert not pretrain.is_correct(ex, truth.split("</think>")[0] + "</think>\n<answer>none</answer>")
+    assert base_tasks.is_correct(ex, truth)
+    assert not base_tasks.is_correct(ex, truth.split("</think>")[0] + "</think>\n<answer>none</answer>")
     plain = load_preset("tiny", tile_hints=True)  # share 0: the pretraining mix is untouched
-    assert all(ex.task in pretrain.TASKS for ex in pretrain.example_batch(plain, "train", 3, 8))
+    assert all(ex.task in base_tasks.TASKS for ex in base_tasks.example_batch(plain, "train", 3, 8))

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mini_o3_lite import grpo, modeling, pixels, protocol, scenes, sft
+from mini_o3_lite import dataset, grpo, modeling, pixels, protocol, sft
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import Batcher, RolloutConfig, model_policy, replay_policy, rollout
 
@@ -188,7 +188,7 @@ def test_grpo_step_with_lora_then_resume(qwen25_standin, tmp_path, monkeypatch):
     preset = full(qwen25_standin, **{"rl.steps": 2, "rl.prompts_per_step": 1, "rl.group_size": 2,
                                      "rl.mini_batch_prompts": 1, "rl.save_every": 1, "rl.refill": 0,
                                      "max_turns_train": 2})
-    records, images = scenes.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=2)
+    records, images = dataset.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=2)
     images = [images[r.id] for r in records]
     monkeypatch.setattr(grpo, "reward", lambda traj, record: float(traj.id.endswith("#0")))  # a group with signal
     first = grpo.train(preset, qwen25_standin, tmp_path, records, images, progress=False, until=1)

@@ -11,43 +11,75 @@ import pytest
 import torch
 from PIL import Image
 
-from mini_o3_lite import grpo, modeling, protocol, scenes
+from mini_o3_lite import dataset, grpo, modeling, protocol
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.rollout import Batcher, RolloutConfig, replay_policy, rollout
 
 T, F = True, False
 
 
-def test_group_advantages_keep_exceeded_in_the_statistics_by_default():
+RL = load_preset("tiny").rl  # Mini-o3's objective: clip 0.2 / 0.3, no KL, no entropy bonus
+
+
+def test_group_advantages_keep_exceeded_in_the_statistics_under_masking():
     rewards, exceeded = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([F, F, T, T])
-    kept = grpo.group_advantages(rewards, exceeded)  # mean 0.25, std 0.5 (unbiased)
+    kept = grpo.group_advantages(rewards, grpo.exceeded_handling(exceeded, "mask")[1])  # mean 0.25, std 0.5
     assert torch.allclose(kept, torch.tensor([1.5, -0.5, -0.5, -0.5]), atol=1e-5)
-    dropped = grpo.group_advantages(rewards, exceeded, drop_exceeded=True)  # stats over [1, 0]: mean .5, std .707
+    dropped = grpo.group_advantages(rewards, grpo.exceeded_handling(exceeded, "drop")[1])  # stats over [1, 0]
     assert torch.allclose(dropped[:2], torch.tensor([0.7071, -0.7071]), atol=1e-4)
-    assert torch.all(grpo.group_advantages(torch.ones(4), torch.zeros(4, dtype=torch.bool)) == 0)  # no signal
-    assert torch.all(grpo.group_advantages(rewards, torch.tensor([F, T, T, T]), drop_exceeded=True) == 0)
+    assert torch.all(grpo.group_advantages(torch.ones(4), torch.ones(4, dtype=torch.bool)) == 0)  # no signal
+    assert torch.all(grpo.group_advantages(rewards, torch.tensor([T, F, F, F])) == 0)  # one in the statistics
 
 
-@pytest.mark.parametrize("masking, drop, expected", [
-    (True, False, [1, 1, 0, 0]),  # Mini-o3: no gradient from exceeded rollouts
-    (False, False, [1, 1, 1, 1]),  # the ablation: they teach "answer sooner"
-    (False, True, [1, 1, 0, 0]),  # dropped from the statistics, so they cannot carry loss either
+@pytest.mark.parametrize("mode, weight, in_stats", [
+    ("mask", [1, 1, 0, 0], [T, T, T, T]),  # Mini-o3: no gradient from exceeded rollouts, kept in the statistics
+    ("keep", [1, 1, 1, 1], [T, T, T, T]),  # the ablation: they teach "answer sooner"
+    ("drop", [1, 1, 0, 0], [T, T, F, F]),  # out of the statistics, so they cannot carry loss either
 ])
-def test_trajectory_weights(masking, drop, expected):
-    w = grpo.trajectory_weights(torch.tensor([F, F, T, T]), masking, drop)
-    assert w.tolist() == expected
+def test_exceeded_handling(mode, weight, in_stats):
+    w, s = grpo.exceeded_handling(torch.tensor([F, F, T, T]), mode)
+    assert w.tolist() == weight and s.tolist() == in_stats
 
 
-def test_policy_loss_is_a_token_mean_and_clips_asymmetrically():
+def test_exceeded_handling_names_a_wrong_mode():
+    with pytest.raises(ValueError, match="rl.exceeded .*'masked'"):
+        grpo.exceeded_handling(torch.tensor([F]), "masked")
+
+
+def test_carries_signal_marks_every_trajectory_of_a_mixed_group():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+    assert grpo.carries_signal(rewards, 2).tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert grpo.carries_signal(rewards, 4).tolist() == [1] * 8
+
+
+def test_grpo_loss_is_a_token_mean_and_clips_asymmetrically():
     adv = torch.tensor([1.0, -1.0])
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-    zeros = torch.zeros(2, 3)
-    loss, clipped = grpo.policy_loss(zeros, zeros, adv, mask, 0.2, 0.3, n_tokens=3)
-    assert loss.item() == pytest.approx(-(1 + 1 - 1) / 3) and clipped.item() == 0  # ratio 1: -mean(A) per token
+    zeros, ones = torch.zeros(2, 3), torch.ones(2)
+    loss, stats = grpo.grpo_loss(zeros, zeros, adv, mask, ones, RL, n_tokens=3)
+    assert loss.item() == pytest.approx(-(1 + 1 - 1) / 3) and stats["clipped"] == 0  # ratio 1: -mean(A) per token
     logp = torch.log(torch.tensor([[1.5, 1.2, 9.0], [0.5, 9.0, 9.0]]))  # ratios; masked entries are ignored
-    loss, clipped = grpo.policy_loss(logp, zeros, adv, mask, 0.2, 0.3, n_tokens=3)
+    loss, stats = grpo.grpo_loss(logp, zeros, adv, mask, ones, RL, n_tokens=3)
     # row 0: min(1.5, 1.3) = 1.3 (clipped high at 1 + 0.3), min(1.2, 1.2) = 1.2; row 1: min(-0.5, -0.8) = -0.8
-    assert loss.item() == pytest.approx(-(1.3 + 1.2 - 0.8) / 3, rel=1e-5) and clipped.item() == 2
+    assert loss.item() == pytest.approx(-(1.3 + 1.2 - 0.8) / 3, rel=1e-5) and stats["clipped"] == 2
+    assert stats["tokens"] == 3 and "kl" not in stats
+
+
+def test_grpo_loss_weight_removes_a_trajectory_and_n_tokens_normalises():
+    adv, mask = torch.tensor([1.0, 2.0]), torch.ones(2, 4)
+    zeros = torch.zeros(2, 4)
+    loss, stats = grpo.grpo_loss(zeros, zeros, adv, mask, torch.tensor([1.0, 0.0]), RL, n_tokens=8)
+    assert loss.item() == pytest.approx(-4 / 8) and stats["tokens"] == 4  # the second row carries nothing
+
+
+def test_grpo_loss_kl_and_entropy_terms():
+    cfg = replace(RL, kl_coef=0.5, entropy_coef=0.1)
+    logp, start = torch.log(torch.tensor([[0.5, 0.25]])), torch.log(torch.tensor([[0.25, 0.25]]))
+    entropy, mask, adv = torch.tensor([[2.0, 4.0]]), torch.ones(1, 2), torch.zeros(1)  # advantage 0: no surrogate
+    loss, stats = grpo.grpo_loss(logp, logp, adv, mask, torch.ones(1), cfg, 2, entropy, start)
+    kl = (0.5 - torch.log(torch.tensor(0.5)) - 1).item()  # k3 at the first token: r - log r - 1, r = 0.25 / 0.5
+    assert stats["kl"] == pytest.approx(kl, rel=1e-5)  # the second token's is 0
+    assert loss.item() == pytest.approx(0.5 * kl / 2 - 0.1 * 6 / 2, rel=1e-5)
 
 
 def test_loss_never_reaches_observation_or_prompt_tokens(tiny_model, tiny_processor):
@@ -64,7 +96,8 @@ def test_loss_never_reaches_observation_or_prompt_tokens(tiny_model, tiny_proces
     batch, mask = grpo.masked_batch(Batcher(tiny_processor), [traj], "cpu")
     logp, _, tok_mask = grpo.token_logprobs(tiny_model, batch, mask, 1.0)
     logp = logp.detach().requires_grad_(True)
-    loss, _ = grpo.policy_loss(logp, logp.detach(), torch.tensor([1.0]), tok_mask, 0.2, 0.3, float(tok_mask.sum()))
+    loss, _ = grpo.grpo_loss(logp, logp.detach(), torch.tensor([1.0]), tok_mask, torch.ones(1), RL,
+                             float(tok_mask.sum()))
     loss.backward()
     carried = (logp.grad[0] != 0).nonzero().flatten() + 1  # position of the predicted token
     ids = batch["input_ids"][0, carried].tolist()
@@ -81,7 +114,7 @@ def rl_setup(tiny, tmp_path_factory):
     preset = load_preset("tiny", max_new_tokens=6, rollout_batch_size=8,
                          rl={"max_turns": 2, "steps": 2, "prompts_per_step": 2, "group_size": 4, "lr": 1e-3,
                              "mini_batch_prompts": 1, "micro_batch_size": 2, "save_every": 1})
-    records, images = scenes.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=3)
+    records, images = dataset.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=3)
     return preset, init, records, [images[r.id] for r in records]
 
 
@@ -91,7 +124,8 @@ def test_two_steps_log_everything_and_resume_exactly(rl_setup, tmp_path, monkeyp
     monkeypatch.setattr(grpo, "reward", lambda traj, record: float(sum(traj.input_ids) % 2))
     full = grpo.train(preset, init, tmp_path / "a", records, images, progress=False, log=lambda *_: None)
     assert [h["step"] for h in full] == [1, 2] and sum(h["informative_groups"] for h in full) > 0
-    for key in ("reward", "accuracy", "mean_turns", "exceeded", "masked_tokens", "clip_fraction", "entropy", "kl",
+    assert "accuracy" not in full[0]  # the reward is the accuracy: logged once
+    for key in ("reward", "mean_turns", "exceeded", "masked_tokens", "clip_fraction", "entropy", "kl",
                 "rss_mb", "peak_rss_mb"):
         assert key in full[0]
     grpo.train(preset, init, tmp_path / "b", records, images, progress=False, until=1)  # an interrupt after step 1
@@ -123,18 +157,18 @@ def test_refill_replaces_groups_without_signal(rl_setup, monkeypatch):
     monkeypatch.setattr(grpo, "reward", lambda t, r: float(t.round >= 1 and t.id.split("#")[0] == first
                                                            and t.id.endswith(("#0", "#2"))))
     capped = replace(preset, rl=replace(preset.rl, refill=1))
-    recs, trajs, every = grpo.sample_batch(None, None, capped, records, images, 0)
+    trajs, rewards, every = grpo.sample_batch(None, None, capped, records, images, 0)
     assert len(rounds) == 2 and len(set(rounds)) == 2 and len(every) == 16  # one refill round, with its own seed
-    assert len(recs) == len(trajs) == 8 and trajs[0].round == 1 and recs[0].id == f"{first}#0"  # signal first
-    assert sum(r for _, r in every) == 2
+    assert len(trajs) == len(rewards) == 8 and trajs[0].round == 1 and trajs[0].id == f"{first}#0"  # signal first
+    assert rewards[:4].tolist() == [1, 0, 1, 0] and sum(r for _, r in every) == 2
     rounds.clear()
-    recs, trajs, every = grpo.sample_batch(None, None, replace(capped, rl=replace(preset.rl, refill=9)), records,
-                                           images, 0)
+    trajs, rewards, every = grpo.sample_batch(None, None, replace(capped, rl=replace(preset.rl, refill=9)), records,
+                                              images, 0)
     assert len(rounds) == 3 and len(every) == 24  # stops once the batch is all signal (rounds 1 and 2)
     rounds.clear()
-    recs, trajs, every = grpo.sample_batch(None, None, preset, records, images, 0)  # no refill: one round, as drawn
+    trajs, rewards, every = grpo.sample_batch(None, None, preset, records, images, 0)  # no refill: one round, as drawn
     drawn = grpo.sample_groups(preset, records, images, 0)[0]
-    assert len(rounds) == 1 and [r.id for r in recs] == [r.id for r in drawn]
+    assert len(rounds) == 1 and [t.id for t in trajs] == [r.id for r in drawn]
 
 
 def test_recorded_logprobs_line_up_with_the_update_pass(rl_setup):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mini_o3_lite import hints, scenes, teacher
+from mini_o3_lite import dataset, hints, scenes, teacher
 from mini_o3_lite.presets import load_preset
 
 
@@ -37,7 +37,7 @@ def test_image_boxes_compose_relative_zooms_and_skip_failed_calls():
 
 def test_teacher_calls_copy_the_hint_its_decision_names(tiny_processor):
     preset = load_preset("tiny", tile_hints=True)
-    records, images = scenes.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=16)
+    records, images = dataset.make_split(preset.data, "train", preset.min_pixels, preset.max_pixels, n=16)
     kept, _, _ = teacher.scripted_trajectories(records, [images[r.id] for r in records], tiny_processor, preset,
                                                teacher.TeacherConfig(), max_turns=preset.max_turns_eval)
     copies = 0

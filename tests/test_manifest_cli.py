@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mini_o3_lite import __version__, cli, manifest
+from mini_o3_lite import __version__, cli, manifest, runner
 from mini_o3_lite.manifest import MANIFEST, cached_stage, config_hash, read_manifest
 from mini_o3_lite.presets import as_dict, load_preset
 
@@ -158,7 +158,7 @@ def test_parse_value(text, value):
 def test_notebook_selection(tmp_path):
     for name in ("00_tiny_base_vlm.ipynb", "01_data.ipynb", "05_rl.ipynb", "07_scaling.ipynb", "notes.ipynb"):
         (tmp_path / name).write_text("{}")
-    names = lambda first, last: [nb.name for nb in cli.notebooks(tmp_path, first, last)]  # noqa: E731
+    names = lambda first, last: [nb.name for nb in runner.notebooks(tmp_path, first, last)]  # noqa: E731
     assert names(None, None) == ["00_tiny_base_vlm.ipynb", "01_data.ipynb", "05_rl.ipynb", "07_scaling.ipynb"]
     assert names("01", "05") == ["01_data.ipynb", "05_rl.ipynb"]
     assert names("05", None) == ["05_rl.ipynb", "07_scaling.ipynb"]
@@ -224,13 +224,13 @@ def test_cli_help():
 
 # ---------------------------------------------------------------- `eval` and `export`
 def _tiny_dataset(folder: Path, n: int = 2) -> Path:
-    """A dataset folder like `scenes.ensure_dataset`'s, with n test and n train records."""
-    from mini_o3_lite import scenes
+    """A dataset folder like `dataset.ensure_dataset`'s, with n test and n train records."""
+    from mini_o3_lite import dataset
     from mini_o3_lite.data import write_records
 
     p = load_preset("tiny")
     for split in ("train", "test"):
-        records, images = scenes.make_split(p.data, split, p.min_pixels, p.max_pixels, n=n)
+        records, images = dataset.make_split(p.data, split, p.min_pixels, p.max_pixels, n=n)
         write_records(folder / f"{split}.jsonl", records, images)
     return folder
 
@@ -278,10 +278,10 @@ def test_eval_model_words_and_argument_errors(capsys):
 
 
 def test_eval_runs_the_shipped_base_and_prints_table_and_protocol(tmp_path, monkeypatch, capsys):
-    from mini_o3_lite import scenes
+    from mini_o3_lite import evaluate
 
     data = _tiny_dataset(tmp_path / "data")
-    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset, split=None, n=None: (data, {"config_hash": "test"}))
+    monkeypatch.setattr(evaluate, "ensure_dataset", lambda preset, split=None, n=None: (data, {"config_hash": "test"}))
     monkeypatch.chdir(tmp_path)  # runs/ goes under tmp_path, not the checkout
     assert cli.main(["eval", "--preset", "tiny", "--model", "base", "--n", "2", "--max-turns", "1"]) == 0
     out = capsys.readouterr().out
@@ -290,10 +290,10 @@ def test_eval_runs_the_shipped_base_and_prints_table_and_protocol(tmp_path, monk
 
 
 def test_export_cli_writes_verl_files_and_reports_bad_input_in_one_line(tmp_path, monkeypatch, capsys):
-    from mini_o3_lite import scenes
+    from mini_o3_lite import dataset
 
     data = _tiny_dataset(tmp_path / "data", n=1)
-    monkeypatch.setattr(scenes, "ensure_dataset", lambda preset, split=None, n=None: (data, {"config_hash": "test"}))
+    monkeypatch.setattr(dataset, "ensure_dataset", lambda preset, split=None, n=None: (data, {"config_hash": "test"}))
     assert cli.main(["export", "--format", "verl", "--out", str(tmp_path / "out"), "--split", "test"]) == 0
     assert (tmp_path / "out" / "verl" / "test.parquet").is_file()
     assert not (tmp_path / "out" / "verl" / "train.parquet").exists()

@@ -23,7 +23,7 @@ from mini_o3_lite.pixels import (
     visual_tokens,
 )
 
-# MINI_O3_FACTS.md, "Qwen2.5-VL pixel arithmetic": (W, H, min_pixels, max_pixels) -> (resized W, H), tokens.
+# Worked examples of Qwen2.5-VL's resize arithmetic: (W, H, min_pixels, max_pixels) -> (resized W, H), tokens.
 WORKED_EXAMPLES = [
     ((3840, 2160, 40_000, 2_000_000), (1876, 1036), 2_479),
     ((3840, 2160, 3_136, 12_845_056), (3836, 2156), 10_549),

@@ -31,7 +31,7 @@ def test_tiny_and_full_values():
     assert (full.context_length, full.context_reserve) == (32_768, 2_000)
     assert full.dtype == "bfloat16" and full.sft.lora
     assert (full.rl.clip_low, full.rl.clip_high, full.rl.kl_coef) == (0.2, 0.3, 0.0)
-    assert full.rl.over_turn_masking and not full.rl.drop_exceeded_from_stats
+    assert full.rl.exceeded == "mask"  # over-turn masking, as Mini-o3
 
 
 def test_presets_are_frozen():
@@ -50,8 +50,8 @@ def test_top_level_override():
 
 
 def test_dotted_override():
-    preset = load_preset("tiny", **{"base.steps": 10, "rl.over_turn_masking": False})
-    assert preset.base.steps == 10 and preset.rl.over_turn_masking is False
+    preset = load_preset("tiny", **{"base.steps": 10, "rl.exceeded": "keep"})
+    assert preset.base.steps == 10 and preset.rl.exceeded == "keep"
     assert preset.base.lr == presets.TINY.base.lr
     assert presets.TINY.base.steps == 2400
 
@@ -72,7 +72,7 @@ def test_unknown_key_lists_valid_keys():
         load_preset("tiny", max_pixel=5)
     message = str(info.value)
     assert "max_pixel" in message
-    for key in ("max_pixels", "min_pixels", "max_turns_train", "base.steps", "rl.over_turn_masking", "data.mix"):
+    for key in ("max_pixels", "min_pixels", "max_turns_train", "base.steps", "rl.exceeded", "data.mix"):
         assert key in message
 
 

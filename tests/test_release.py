@@ -1,5 +1,6 @@
-"""The model card's generated parts: tile-search table and the presence sentence, from a metrics dict."""
+"""The model card's generated parts from a metrics dict, and the `release` command's checks of its inputs."""
 
+from mini_o3_lite import cli
 from mini_o3_lite.release import presence_line, recognition_line, search_table, step_table
 
 METRICS = {
@@ -39,3 +40,13 @@ def test_recognition_line_gives_each_dot_size_and_is_empty_for_older_cards():
     assert line.startswith("Recognition on 512 more held-out readable views")
     assert ": 0.850; by the dot's size in the view, under 14 px 0.800 (384), 14 px and over 0.950 (128)." in line
     assert recognition_line(METRICS) == ""
+
+
+def test_the_release_command_refuses_a_missing_checkpoint_or_findings_file_before_measuring(tmp_path, capsys):
+    assert cli.main(["release", "--model", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mini-o3-lite release: error:") and str(tmp_path / "nothing") in err
+    assert cli.main(["release", "--model", "base", "--ship", str(tmp_path / "copy"), "--findings", "nope.md"]) == 2
+    assert "no findings file 'nope.md'" in capsys.readouterr().err
+    assert cli.main(["release", "--model", "base", "--set", "base.nosuch=1"]) == 2
+    assert "unknown setting 'base.nosuch'" in capsys.readouterr().err

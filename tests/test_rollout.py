@@ -165,12 +165,12 @@ def test_model_policy_never_samples_vision_tokens(tiny_processor):
 
 def test_cache_reuse_across_turns_gives_the_same_rollouts():
     """The key/value cache kept from turn to turn (turncache.py) changes the cost, never the tokens."""
-    from mini_o3_lite import modeling, scenes
+    from mini_o3_lite import dataset, modeling
     from mini_o3_lite.presets import load_preset
 
     preset = load_preset("tiny")
     model, processor = modeling.load(modeling.shipped("sft"))  # a model that zooms, so turns carry new images
-    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=3)
+    records, images = dataset.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=3)
     images = [images[r.id] for r in records]
     cfg = RolloutConfig(max_turns=5, max_new_tokens=preset.max_new_tokens, do_sample=False, batch_size=3,
                         hints=preset.tile_hints)  # the shipped agent's own protocol
@@ -207,12 +207,12 @@ def test_observation_turn_carries_the_hint_only_when_asked(tiny_processor):
 def test_recorded_logprobs_are_the_sampling_distributions(temperature):
     """The log-probs kept while sampling (`ChosenLogprobs`, one step behind `generate`) equal a teacher-forced
     forward pass at the same temperature: what GRPO's importance ratio compares against."""
-    from mini_o3_lite import grpo, modeling, scenes
+    from mini_o3_lite import dataset, grpo, modeling
     from mini_o3_lite.presets import load_preset
 
     preset = load_preset("tiny")
     model, processor = modeling.load(modeling.shipped("sft"))
-    records, images = scenes.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=2)
+    records, images = dataset.make_split(preset.data, "test", preset.min_pixels, preset.max_pixels, n=2)
     cfg = RolloutConfig(max_turns=3, max_new_tokens=preset.max_new_tokens, temperature=temperature, batch_size=2,
                         hints=preset.tile_hints, seed=3)
     trajs = rollout(records, [images[r.id] for r in records], processor, model_policy(model, cfg), cfg)

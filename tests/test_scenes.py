@@ -1,14 +1,13 @@
-"""VisualProbe-lite (scenes.py): determinism, the difficulty rules, the oracle's tile path, the view words."""
+"""VisualProbe-lite scenes (scenes.py): the difficulty rules, the oracle's tile path, the view words, the pictures."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from functools import cache
 
 import pytest
 
-from mini_o3_lite import data, protocol, scenes
+from mini_o3_lite import dataset, protocol, scenes, viz
 from mini_o3_lite.presets import load_preset
 from mini_o3_lite.scenes import Scene, SceneObject
 
@@ -18,52 +17,18 @@ COLOURS, SHAPES = P.data.colours, P.data.shapes
 N_PER_DIFFICULTY = 60
 
 
-def _files(folder) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _write_split(folder, data_config, n: int = 6) -> dict[str, bytes]:
-    records, images = scenes.make_split(data_config, "train", LO, HI, n=n)
-    data.write_records(folder / "train.jsonl", records, images)
-    return _files(folder)
-
-
 @cache
 def _scenes(difficulty: str) -> tuple[tuple[Scene, dict], ...]:
     """60 scenes of a difficulty from the tiny preset's test stream, with their record fields."""
     out = []
     for i in range(N_PER_DIFFICULTY):
         scene = scenes.generate(P.data.test_seed + i, difficulty, P.data.canvas, LO, HI, COLOURS, SHAPES)
-        out.append((scene, scenes.record_fields(scene, LO, HI, COLOURS)))
+        out.append((scene, dataset.record_fields(scene, LO, HI, COLOURS)))
     return tuple(out)
 
 
 def _inside(inner, outer) -> bool:
     return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
-
-
-# ---------------------------------------------------------------------------------------------- determinism
-def test_same_seed_gives_byte_identical_files(tmp_path):
-    first = _write_split(tmp_path / "a", P.data)
-    second = _write_split(tmp_path / "b", P.data)
-    assert len(first) == 7  # train.jsonl + 6 PNGs
-    assert first == second
-
-
-def test_different_seed_gives_different_scenes(tmp_path):
-    base = _write_split(tmp_path / "a", P.data)
-    other = _write_split(tmp_path / "b", dataclasses.replace(P.data, train_seed=P.data.train_seed + 12345))
-    assert base.keys() == other.keys()  # same ids and file names ...
-    pngs = [name for name in base if name.endswith(".png")]
-    assert all(base[name] != other[name] for name in pngs)  # ... but other pictures
-    assert base["train.jsonl"] != other["train.jsonl"]
-
-
-def test_train_and_test_streams_differ():
-    train, _ = scenes.make_split(P.data, "train", LO, HI, n=6)
-    test, _ = scenes.make_split(P.data, "test", LO, HI, n=6)
-    assert {r.meta["seed"] for r in train}.isdisjoint(r.meta["seed"] for r in test)
-    assert [r.meta["objects"] for r in train] != [r.meta["objects"] for r in test]
 
 
 # ---------------------------------------------------------------------------------------------- difficulty rules
@@ -132,7 +97,7 @@ def test_full_budget_scenes_are_read_within_the_tile_hierarchy():
     for difficulty in scenes.DIFFICULTIES:
         for seed in range(8):
             scene = scenes.generate(seed, difficulty, full.data.canvas, lo, hi, COLOURS, SHAPES)
-            meta = scenes.record_fields(scene, lo, hi, COLOURS)["meta"]
+            meta = dataset.record_fields(scene, lo, hi, COLOURS)["meta"]
             assert meta["target_px_full_view"] < scenes.SPOT_PX
             assert 2 <= meta["oracle_depth"] <= scenes.LEVELS
             assert meta["detail_px"]["after_tile_path"][-1] >= scenes.MARK_PX
@@ -243,17 +208,7 @@ def test_sub_region_matches_the_crop_tool(canvas, make_image):
                                                                                            box)).tobytes()
 
 
-def test_record_fields_and_choices():
-    scene, fields = _scenes("medium")[0]
-    with_choices = scenes.record_fields(scene, LO, HI, COLOURS, choices=True)
-    assert with_choices["choices"] is not None and len(with_choices["choices"]) == 4
-    assert scene.answer in with_choices["choices"] and scene.target.colour != scene.answer
-    assert fields["choices"] is None and fields["question"] == scene.question
-    x0, y0, x1, y1 = fields["target_bbox"]
-    assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
-
-
-# ---------------------------------------------------------------------------------------------- errors and splits
+# ---------------------------------------------------------------------------------------------- errors
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="unknown difficulty 'extreme'"):
         scenes.generate(0, "extreme", 1024, LO, HI, COLOURS, SHAPES)
@@ -263,79 +218,10 @@ def test_bad_arguments_raise():
         scenes.generate(0, "easy", 1024, LO, HI, ("red", "green", "blue"), SHAPES)
     with pytest.raises(ValueError, match="too small"):
         scenes.generate(0, "easy", 56, LO, HI, COLOURS, SHAPES)
-    with pytest.raises(ValueError, match="split must be"):
-        scenes.make_split(P.data, "val", LO, HI, n=3)
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 50])
-@pytest.mark.parametrize("mix", [P.data.mix, (1.0, 1.0, 2.0), (0.5, 0.5, 0.0), (0.0, 0.0, 1.0)])
-def test_make_split_counts_follow_the_mix(n, mix):
-    config = dataclasses.replace(P.data, mix=mix)
-    records, images = scenes.make_split(config, "test", LO, HI, n=n)
-    assert len(records) == len(images) == n
-    counts = [sum(r.difficulty == d for r in records) for d in scenes.DIFFICULTIES]
-    for count, weight in zip(counts, mix, strict=True):
-        assert abs(count - n * weight / sum(mix)) <= 1
-    for count, weight in zip(counts[:2], mix[:2], strict=True):
-        assert weight > 0 or count == 0
-    firsts = [r.difficulty for r in records[: sum(c > 0 for c in counts)]]
-    assert firsts == [d for d, c in zip(scenes.DIFFICULTIES, counts, strict=True) if c > 0]  # interleaved
-    assert len({r.id for r in records}) == n
-
-
-def test_a_split_made_in_parts_is_the_split_made_at_once():
-    records, images = scenes.make_split(P.data, "test", LO, HI, n=7)
-    parts = [scenes.make_split(P.data, "test", LO, HI, n=7, part=part)
-             for part in (slice(2), slice(2, 5), slice(5, None))]
-    assert [r.to_json() for made, _ in parts for r in made] == [r.to_json() for r in records]
-    assert [im.tobytes() for _, made in parts for im in made.values()] == [images[r.id].tobytes() for r in records]
-
-
-def test_dataset_built_in_parts_is_byte_identical_to_one_built_at_once(tmp_path):
-    preset = load_preset("tiny", **{"data.n_train": 5, "data.n_test": 7})
-    once = scenes.build_dataset(preset, tmp_path / "once")
-    parts = tmp_path / "parts"
-    assert scenes.build_dataset(preset, parts, {"test": 2})["test"] == {"easy": 1, "medium": 1, "hard": 0}
-    with open(parts / "test.jsonl", "a") as fh:
-        fh.write('{"answer": "re')  # a line cut short by an interrupted build
-    scenes.build_dataset(preset, parts, {"test": 5, "train": 1}, chunk=2)
-    assert scenes.build_dataset(preset, parts) == once
-    assert _files(parts) == _files(tmp_path / "once")
-
-
-def test_ensure_dataset_makes_only_the_records_asked_for(checkout):
-    """An evaluation of 2 questions at the full preset makes 2 scenes of 4,096 px, not all 4,500, and a later,
-    larger request extends what is there under the same config hash."""
-    full = load_preset("full")
-    folder, manifest = scenes.ensure_dataset(full, "test", 2)
-    assert [r.id for r in data.read_records(folder / "test.jsonl")] == ["vpl-test-00000", "vpl-test-00001"]
-    assert not (folder / "train.jsonl").exists() and len(list((folder / "images").iterdir())) == 2
-    assert manifest["metrics"] == {"train": {"easy": 0, "medium": 0, "hard": 0},
-                                   "test": {"easy": 1, "medium": 1, "hard": 0}}
-    again = scenes.ensure_dataset(full, "test", 1)[1]  # already made: read back, nothing is made again
-    assert again == json.loads(json.dumps(manifest))
-    first = _files(folder)
-    _, extended = scenes.ensure_dataset(full, "test", 3)
-    assert extended["config_hash"] == manifest["config_hash"] and extended["metrics"]["test"]["hard"] == 1
-    now = _files(folder)
-    assert all(now[name] == first[name] for name in first if name.startswith("images/"))
-    assert now["test.jsonl"].startswith(first["test.jsonl"]) and len(now) == len(first) + 1
-
-
-def test_build_dataset_writes_both_splits(tmp_path):
-    preset = load_preset("tiny", **{"data.n_train": 4, "data.n_test": 3})
-    stats = scenes.build_dataset(preset, tmp_path)
-    assert stats == {"train": {"easy": 1, "medium": 1, "hard": 2}, "test": {"easy": 1, "medium": 1, "hard": 1}}
-    for split, n in (("train", 4), ("test", 3)):
-        records = data.read_records(tmp_path / f"{split}.jsonl")
-        assert len(records) == n and all(r.source == "visualprobe_lite" for r in records)
-        assert records[0].load_image(tmp_path).size == (P.data.canvas, P.data.canvas)
 
 
 # ---------------------------------------------------------------------------------------------- pictures
 def test_model_view_is_the_full_view_the_sizes_are_defined_in():
-    from mini_o3_lite import viz
-
     scene, _ = _scenes("easy")[0]
     image = scene.render()
     view = viz.model_view(image, LO, HI)
@@ -345,8 +231,6 @@ def test_model_view_is_the_full_view_the_sizes_are_defined_in():
 
 
 def test_draw_boxes_outlines_a_copy():
-    from mini_o3_lite import viz
-
     scene, _ = _scenes("easy")[0]
     image = scene.render()
     box = viz.relative_to_pixels((0.25, 0.25, 0.5, 0.5), *image.size)

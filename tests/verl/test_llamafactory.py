@@ -37,7 +37,7 @@ from llamafactory.hparams import DataArguments, ModelArguments  # noqa: E402
 from llamafactory.model import load_tokenizer  # noqa: E402
 from transformers import Seq2SeqTrainingArguments  # noqa: E402
 
-from mini_o3_lite import export, protocol, scenes, teacher  # noqa: E402
+from mini_o3_lite import dataset, export, protocol, trajectory  # noqa: E402
 from mini_o3_lite.presets import load_preset  # noqa: E402
 from mini_o3_lite.rollout import RolloutConfig, replay_policy, rollout  # noqa: E402
 
@@ -52,7 +52,7 @@ def call(bbox, source: str) -> str:
 @pytest.fixture(scope="module")
 def trajectories(processor):
     """Two cold-start trajectories through the kit's loop: nested zooms, and a malformed call (an error turn)."""
-    records, images = scenes.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=2)
+    records, images = dataset.make_split(P.data, "train", P.min_pixels, P.max_pixels, n=2)
     first, second = records
     script = {first.id: [call((0.0, 0.0, 0.5, 0.5), "original_image"), call((0.5, 0.5, 1.0, 1.0), "observation_1"),
                          protocol.assistant_text("Found it.", protocol.answer_text(first.answer))],
@@ -66,7 +66,7 @@ def trajectories(processor):
 @pytest.fixture(scope="module")
 def sharegpt(trajectories, tmp_path_factory):
     coldstart = tmp_path_factory.mktemp("coldstart")
-    teacher.save_trajectories(coldstart, trajectories, {t.id: "depth_first" for t in trajectories})
+    trajectory.save_trajectories(coldstart, trajectories, {t.id: "depth_first" for t in trajectories})
     out = tmp_path_factory.mktemp("sharegpt")
     export.export_sharegpt(coldstart, out)
     return out
