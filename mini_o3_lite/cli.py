@@ -34,7 +34,10 @@ from pathlib import Path
 
 from .benchmarks import BENCHMARKS
 from .manifest import repo_root, stage_dir
-from .presets import PRESETS, STAGES
+from .presets import PRESETS, STAGES, load_preset
+
+# The package's modules that load torch and transformers are imported inside the command that needs them:
+# `--help` and the input checks answer at once.
 
 
 def parse_value(text: str):
@@ -58,8 +61,6 @@ def pairs(items: list[str], flag: str) -> dict:
 
 def preset_from(args: argparse.Namespace):
     """The preset with `--model-path` and `--set` applied (an unknown setting is a one-line error)."""
-    from .presets import load_preset
-
     return load_preset(args.preset, model_path=args.model_path, **pairs(args.set, "--set"))
 
 

@@ -2,8 +2,8 @@
 
 A notebook that needs an earlier stage calls that stage's build function through `cached_stage`:
 if the manifest's config hash matches, the stage is reused at once; otherwise it is (re)built. The
-manifest keeps the config, its hash, the seed, the package version, inputs, metrics and wall time
-(DESIGN.md section 5), so every number a notebook shows traces back to how it was made.
+manifest keeps the config, its hash, the seed, the package version, inputs, metrics and wall time,
+so every number a notebook shows traces back to how it was made.
 """
 
 from __future__ import annotations

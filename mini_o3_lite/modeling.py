@@ -171,7 +171,8 @@ def make_processor(tokenizer: Qwen2Tokenizer, min_pixels: int, max_pixels: int) 
 
 
 def tiny_config(tokenizer: Qwen2Tokenizer, base: BaseConfig) -> Qwen2_5_VLConfig:
-    """Qwen2.5-VL's architecture at toy sizes. Full attention in every vision block (DESIGN.md 6)."""
+    """Qwen2.5-VL's architecture at toy sizes. Full attention in every vision block: a tiny view (112 x 112 px)
+    is a single 112-px attention window, so Qwen2.5-VL's window attention would compute the same thing."""
     head_dim = 64
     heads = base.hidden // head_dim
     ids = tokenizer.convert_tokens_to_ids
