@@ -31,7 +31,7 @@ from pathlib import Path
 from . import benchmark_files, data
 from .benchmark_files import LETTERS
 from .data import DataError, Record, RecordList
-from .manifest import config_hash, repo_root, stage_dir
+from .manifest import config_hash, portable, repo_root, stage_dir
 
 
 def _hrbench_prompt(record: Record) -> str:
@@ -138,7 +138,7 @@ def ensure_benchmark_eval(preset, model_dir, name: str, path: str | Path, run_na
     chosen = records[:n]
     scorer = f"judge: {judge_name or 'local model'} (scoring.JUDGE_PROMPT)" if judge else RULES
     spec = evaluation_spec(preset, model_dir, config, "test", len(chosen), samples, scorer=scorer) | {
-        "benchmark": name, "data": str(Path(path).expanduser().resolve()), "prompt": "the benchmark's own wording"}
+        "benchmark": name, "data": portable(Path(path).expanduser().resolve()), "prompt": "the benchmark's own wording"}
     inputs = {"questions": config_hash([r.to_json() for r in chosen]),
               "skipped": [s._asdict() for s in records.skipped]}  # in the manifest, and part of what is cached
     return evaluated(stage_dir(preset.name, "eval") / run_name, preset, model_dir, chosen, data.LazyImages(chosen),

@@ -11,7 +11,7 @@
     mini-o3-lite compare --models sft rl rl_nomask --n 384 --samples 8 --out rl-comparison.json
     mini-o3-lite export --preset tiny --format all --out exports/tiny
     mini-o3-lite pretrain --out runs/tiny/base --set base.steps=100      # resumes from runs/tiny/base/checkpoint
-    mini-o3-lite release --model runs/tiny/base --ship checkpoints/my-base --findings notes.md
+    mini-o3-lite release --model runs/tiny/base --ship runs/tiny/my-base --findings notes.md
 
 Each command's `--help` says what it takes. `run` executes the notebooks with papermill (`runner.py`) and
 prints a table of their key metrics; `eval` runs the agent on a split or on a local copy of one of the

@@ -32,7 +32,7 @@ import torch
 from . import description, protocol, scenes, scoring
 from .data import LazyImages, read_records
 from .dataset import ensure_dataset
-from .manifest import cached_stage, config_hash, stage_dir
+from .manifest import cached_stage, config_hash, portable, stage_dir
 from .modeling import load_for
 from .rollout import Batcher, RolloutConfig, model_policy, rollout
 
@@ -219,7 +219,8 @@ def evaluation_spec(preset, model_dir, config: RolloutConfig, split: str, n: int
     under tables): model, data, turn budget, pixel budget, decoding, seed, scorer and the prompts' hash."""
     lo, hi = pixels or (preset.min_pixels, preset.max_pixels)
     return {
-        "model": str(model_dir), "model_hash": model_hash(model_dir), "preset": preset.name, "split": split, "n": n,
+        "model": portable(model_dir), "model_hash": model_hash(model_dir), "preset": preset.name, "split": split,
+        "n": n,
         "max_turns": config.max_turns, "min_pixels": lo, "max_pixels": hi,
         "tools": config.tools, "decoding": "greedy" if not config.do_sample else f"T={config.temperature}",
         **({"samples": samples} if config.do_sample else {}),  # Avg@K's K

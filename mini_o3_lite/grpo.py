@@ -40,7 +40,7 @@ from . import memory, modeling, scoring
 from .checkpoint import recover_checkpoint, save_checkpoint
 from .data import LazyImages, read_records
 from .dataset import ensure_dataset
-from .manifest import cached_stage, stage_dir
+from .manifest import cached_stage, portable, stage_dir
 from .modeling import freeze_vision, load_for, lora_config, save
 from .presets import VARIANTS, Preset
 from .rollout import Batcher, RolloutConfig, model_policy, rollout
@@ -352,7 +352,7 @@ def ensure_rl(preset: Preset, variant: str = "rl", init: str | Path | None = Non
     if variant not in VARIANTS:
         raise ValueError(f"unknown RL variant {variant!r}; choose one of {sorted(VARIANTS)}")
     preset = replace(preset, rl=replace(preset.rl, exceeded=VARIANTS[variant]))  # the variant is the switch
-    sft_dir, sft = ensure_sft(preset) if init is None else (Path(init), {"config_hash": str(init)})
+    sft_dir, sft = ensure_sft(preset) if init is None else (Path(init), {"config_hash": portable(init)})
     data_dir, data = ensure_dataset(preset, "train")
 
     def build(folder):

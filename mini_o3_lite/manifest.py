@@ -93,12 +93,32 @@ def cached_stage(
     return manifest
 
 
-def repo_root() -> Path:
-    """The kit's checkout (the folder holding pyproject.toml), or the working directory."""
+def checkout() -> Path | None:
+    """The kit's checkout (the folder holding pyproject.toml and the package) around the working directory, if any."""
     for folder in (Path.cwd(), *Path.cwd().parents):
         if (folder / "pyproject.toml").is_file() and (folder / "mini_o3_lite").is_dir():
             return folder
-    return Path.cwd()
+    return None
+
+
+def repo_root() -> Path:
+    """The kit's checkout (the folder holding pyproject.toml), or the working directory."""
+    return checkout() or Path.cwd()
+
+
+def portable(path: str | Path) -> str:
+    """`path` as a manifest records it: relative to the checkout when it lies inside it (`runs/tiny/sft`), or
+    relative to the package's parent for the package's own files (`mini_o3_lite/assets/tiny-base`, also in an
+    installed kit); any other path as given. So a manifest, and the config hash its inputs feed, read the same
+    on every machine and in every clone."""
+    resolved = Path(path).expanduser().resolve()
+    package = Path(__file__).resolve().parent
+    for root, inside in ((checkout(), None), (package.parent, package)):
+        if root is None or (inside is not None and not resolved.is_relative_to(inside)):
+            continue
+        if resolved.is_relative_to(root.resolve()):
+            return resolved.relative_to(root.resolve()).as_posix()
+    return str(path)
 
 
 def stage_dir(preset: str, stage: str) -> Path:

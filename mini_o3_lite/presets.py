@@ -34,8 +34,8 @@ class DataConfig:
 class BaseConfig:
     """Pretraining of the tiny base VLM (pretrain.py). Unused by `full`, which starts from Qwen2.5-VL.
 
-    The defaults are the from-scratch recipe of `checkpoints/tiny-base1`; the shipped base's ten
-    stages set theirs on the command line (`mini_o3_lite/assets/tiny-base/reproduce.sh`).
+    The defaults are the from-scratch recipe of the kit's earlier base, tiny-base1 (`papers/experiments.md`); the
+    shipped base's ten stages set theirs on the command line (`mini_o3_lite/assets/tiny-base/reproduce.sh`).
     """
 
     steps: int = 2400

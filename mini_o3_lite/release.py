@@ -191,19 +191,51 @@ def search_table(metrics: dict) -> str:
 
 
 def presence_line(metrics: dict) -> str:
-    """One sentence: presence from the answer word against presence read from the description."""
+    """One sentence: presence from the answer word against presence read from the description, and what the
+    difference says (derived from the two numbers, never assumed)."""
     words = metrics.get("presence_from_description")
     if not words:
         return ""
     depths = ", ".join(f"{k.split('/')[1]} {v:.3f}" for k, v in words.items() if "/" in k)
+    read, answered = words["presence"], metrics["skills"]["presence"]
+    if read > answered:
+        verdict = (f"read from the description, {1 - read:.3f} of the questions are wrong instead of "
+                   f"{1 - answered:.3f}: the answer word loses {read - answered:.3f} after the description, "
+                   "in the decision.")
+    elif read < answered:
+        verdict = (f"the answer word is right more often than the description read by rule ({1 - answered:.3f} of the "
+                   f"questions wrong instead of {1 - read:.3f}).")
+    else:
+        verdict = "the two are right equally often."
     return (f"Presence read from the model's own description instead of its answer word ({words['n']} questions; "
-            f"`release.presence_from_description`): {words['presence']:.3f} ({depths}), against "
-            f"{metrics['skills']['presence']:.3f} from the answer word: most errors are in the decision, "
-            "not the seeing.")
+            f"`release.presence_from_description`): {read:.3f} ({depths}), against {answered:.3f} from the answer "
+            f"word; {verdict}")
+
+
+LICENSE = "apache-2.0"  # the kit's licence (LICENSE, pyproject.toml), and so its checkpoints'
+TAGS = ("mini-o3", "visual-search", "multi-turn", "visualprobe-lite", "synthetic-data")
+
+
+def front_matter(tags: tuple[str, ...] | list[str], base_model: str | None = None) -> str:
+    """The YAML front matter of a Hugging Face model card for one of the kit's checkpoints.
+
+    `base_model` must be a Hub model id (the Hub's card metadata): the kit's own checkpoints are not on the Hub,
+    so a card names its parent in the text instead, and the data set (generated, not on the Hub) likewise.
+    """
+    lines = ["---", f"license: {LICENSE}", "library_name: transformers", "pipeline_tag: image-text-to-text"]
+    if base_model:
+        lines.append(f"base_model: {base_model}")
+    lines += ["tags:", *[f"- {t}" for t in tags], "---"]
+    return "\n".join(lines) + "\n"
 
 
 def write_model_card(model_dir: str | Path, command: str, hardware: str, findings: str) -> Path:
-    """README.md for a base checkpoint, from its training log and measured metrics (no number typed by hand)."""
+    """README.md for a base checkpoint, from its training log and measured metrics (no number typed by hand).
+
+    A Hugging Face model card: YAML front matter (`front_matter`), then what the model is and is for, its
+    training data and command, its evaluation with the protocol, its limitations, and `findings` (what was
+    tried). Every sentence that interprets a number is derived from that number.
+    """
     model_dir = Path(model_dir)
     log = json.loads((model_dir / "training_log.json").read_text())
     metrics = json.loads((model_dir / "metrics.json").read_text())
@@ -211,34 +243,58 @@ def write_model_card(model_dir: str | Path, command: str, hardware: str, finding
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in skills.items() if k != "n")
     words = metrics["description_words"]
     search = search_table(metrics)
-    base = log["preset"]["base"]
+    base, data = log["preset"]["base"], log["preset"]["data"]
     tokens = max_visual_tokens(log["preset"]["max_pixels"])
+    side = round(math.sqrt(log["preset"]["max_pixels"]))
     config = json.loads((model_dir / "config.json").read_text())
     vocab = config.get("text_config", config)["vocab_size"]  # Qwen2.5-VL as shipped keeps text keys at the top
-    text = f"""---
-library_name: transformers
-pipeline_tag: image-text-to-text
----
-# tiny-base: a tiny Qwen2.5-VL that can see VisualProbe-lite scenes
+    mix = ", ".join(f"{task} {w:g}" for task, w in zip(("presence", "recognition", "where", "box"),
+                                                       base["task_weights"], strict=False))
+    steps = base.get("step_share", 0)
+    fragments_line = (f" {steps:.0%} of each batch is the agent's step after a zoom (`fragments.py`, the scripted "
+                      "teacher's second turn of a search)." if steps else "")
+    hints = "with" if log["preset"].get("tile_hints") else "without"
+    where = f"quadrant {skills['where']:.3f} (chance 0.25)" if "where" in skills else ""
+    box = f", box {skills['box']:.3f}" if "box" in skills else ""
+    text = f"""{front_matter(TAGS)}
+# {model_dir.name}: a tiny Qwen2.5-VL that can see VisualProbe-lite scenes
 
 `Qwen2_5_VLForConditionalGeneration` at toy size ({log['parameters']['total']:,} parameters: vision
 {log['parameters']['vision']:,}, language {log['parameters']['language']:,}), with a byte-level BPE
-vocabulary of {vocab} tokens trained locally on the kit's texts, and the real `Qwen2_5_VLProcessor`
+vocabulary of {vocab} tokens trained on the kit's texts, and the real `Qwen2_5_VLProcessor`
 (every view resized to {log['preset']['max_pixels']:,} pixels = {tokens} visual tokens). Pretrained by
-`mini_o3_lite/pretrain.py` on the tasks of `mini_o3_lite/base_tasks.py`: to describe views of VisualProbe-lite
-scenes in canonical words and to answer presence, recognition and position questions after the description. It is the
-starting point of the kit's cold-start SFT and RL, as Qwen2.5-VL-7B-Instruct is for Mini-o3. Load it with
-`mini_o3_lite.modeling.load(path)`, the same function that loads a real Qwen2.5-VL checkpoint.
+`mini_o3_lite/pretrain.py` on the tasks of `mini_o3_lite/base_tasks.py`: to describe a view of a VisualProbe-lite
+scene in canonical words, then to answer presence, recognition and position questions from that description.
+Load it with `mini_o3_lite.modeling.load(path)`, the same function that loads a real Qwen2.5-VL checkpoint.
 
-## How it was made
-- trained by the command(s) in "What was tried" below; measured and shipped by `{command}`
+## Intended use
+A teaching model: the base of the kit's cold-start SFT and RL (`sft.ensure_sft`, `grpo.ensure_rl`), in the
+place Qwen2.5-VL-7B-Instruct takes in Mini-o3 ([arXiv 2509.07969](https://arxiv.org/abs/2509.07969)), small
+enough that every stage of the recipe runs on a CPU. It knows only the kit's synthetic scenes and sentences:
+it is not a model for real images, other questions or other words.
+
+## Training data
+VisualProbe-lite, generated by the kit (`mini_o3_lite/scenes.py`; not on the Hugging Face Hub, nothing
+downloaded): scenes of {' and '.join(data['shapes'])} shapes in {len(data['colours'])} colours, some with a dot, on a
+{data['canvas']:,}-pixel canvas, seen whole or as quadrant tiles one to three zooms deep at {side} x {side} pixels.
+Each example is one view with one question in the agent's chat format ({hints} tile hints), drawn from training
+seeds (`base_tasks.py`); the task mix is {mix}.{fragments_line} Every number below is measured on held-out
+scenes from test seeds.
+
+## Training
+- trained by `mini-o3-lite pretrain` (for a continuation of an earlier checkpoint, the stages and their commands
+  are under "What was tried"); measured and shipped by `{command}`
 - seed: {base['seed']}; steps: {log['steps']}; batch size: {base['batch_size']}; AdamW lr {base['lr']} with
   {base['warmup']:.0%} warm-up then cosine; text {base['layers']} layers x {base['hidden']}, vision
   {base['vision_depth']} blocks x {base['vision_hidden']} (full attention in every block)
 - wall time: {log['wall_seconds'] / 60:.1f} minutes on {hardware}
 - curves: `training_log.json` (loss per step, held-out greedy accuracy every {base['eval_every']} steps)
 
-## Held-out skills (greedy decoding, {skills['n']} examples from test seeds, agent chat format)
+## Evaluation
+Protocol: `release.report` (`mini-o3-lite release`), greedy decoding, held-out examples from test seeds in the
+agent chat format; the numbers are read from `metrics.json` in this folder.
+
+### Held-out skills ({skills['n']} examples)
 Accuracy of the action (answer word; for `box`, a call whose box has IoU >= 0.5 with the object's
 padded box); `describe` is the whole description word for word; `/dN` is the view depth (0 = full view,
 1-3 = tiles one to three zooms deep).
@@ -254,7 +310,7 @@ shape {words['shape']:.3f}, dot colour {words['dot']:.3f}.
 
 {recognition_line(metrics)}
 
-## Do the skills compose? Scripted tile search with the model's own answers
+### Do the skills compose? Scripted tile search with the model's own answers
 `mini_o3_lite/tilesearch.py`: depth-first search over quadrant tiles, pruning on the model's
 `no`, reading the dot when the model's description does; no ground truth. Held-out scenes, at most 12 zooms.
 Presence comes from the model's answer word, or is read from its own description of the view (the
@@ -262,7 +318,17 @@ teacher's rule: the target named -> yes, a spot of its colour -> maybe, else no)
 
 {search}
 
-{step_table(metrics)}
+{step_table(metrics).replace("## ", "### ", 1)}
+## Limitations
+- Synthetic scenes only, at {tokens} visual tokens a view, with a {vocab}-token vocabulary learned on the kit's
+  own sentences: it cannot describe a photograph or answer in other words.
+- Position{': ' + where + box if where else ''}; the kit's search does not ask for it (tiles are chosen by the
+  search, and with tile hints the next box is copied).
+- A base, not an agent: it answers one question about one view; searching over turns is what SFT and RL from it
+  teach.
+- Greedy accuracies on held-out samples of the sizes given: one example moves an accuracy by 1/n of its sample,
+  so differences of a few examples are noise.
+
 ## What was tried, and what each gave
 {findings}
 """

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import memory
-from .manifest import cached_stage, stage_dir
+from .manifest import cached_stage, portable, stage_dir
 from .modeling import freeze_vision, load_for, lora_config, model_path, resolve_device, save
 from .presets import Preset
 from .teacher import ensure_coldstart
@@ -164,5 +164,5 @@ def ensure_sft(preset: Preset, init: str | Path | None = None, **overrides):
         return {k: v for k, v in summary.items() if k != "curve"}
 
     config = {"sft": asdict(preset.sft), "dtype": preset.dtype, "seed": preset.seed, "overrides": overrides}
-    return folder, cached_stage(folder, config, build, {"coldstart": data["config_hash"], "init": str(init)},
+    return folder, cached_stage(folder, config, build, {"coldstart": data["config_hash"], "init": portable(init)},
                                 preset.seed)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from . import dataset, description, protocol, scenes
 from .data import LazyImages, read_records
-from .manifest import cached_stage, stage_dir
+from .manifest import cached_stage, portable, stage_dir
 from .modeling import load_processor, model_path
 from .rollout import RolloutConfig, replay_policy, rollout
 from .trajectory import image_names, save_trajectories
@@ -251,5 +251,5 @@ def ensure_coldstart(preset, config: TeacherConfig | None = None, max_turns: int
     if preset.tile_hints:  # only when on, so the cache key of Mini-o3's form is unchanged
         settings["tile_hints"] = True
     folder = stage_dir(preset.name, "coldstart")
-    return folder, cached_stage(folder, settings, build, {"data": data["config_hash"], "processor": str(path)},
+    return folder, cached_stage(folder, settings, build, {"data": data["config_hash"], "processor": portable(path)},
                                 config.seed)

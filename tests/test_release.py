@@ -1,7 +1,13 @@
 """The model card's generated parts from a metrics dict, and the `release` command's checks of its inputs."""
 
+import json
+import shutil
+
+from huggingface_hub import ModelCard
+
 from mini_o3_lite import cli
-from mini_o3_lite.release import presence_line, recognition_line, search_table, step_table
+from mini_o3_lite.modeling import SHIPPED_BASE
+from mini_o3_lite.release import presence_line, recognition_line, search_table, step_table, write_model_card
 
 METRICS = {
     "skills": {"presence": 0.85},
@@ -21,7 +27,39 @@ def test_search_table_has_a_row_per_decider_and_split():
 def test_presence_line_sets_description_against_answer_word():
     line = presence_line(METRICS)
     assert "(304 questions;" in line and ": 0.970 (d0 0.960, d1 0.980), against 0.850" in line
+    assert "0.030 of the questions are wrong instead of 0.150: the answer word loses 0.120" in line
     assert presence_line({"skills": {"presence": 0.85}}) == ""
+
+
+def test_presence_line_says_what_the_numbers_say_and_nothing_fixed():
+    worse = METRICS | {"presence_from_description": {"presence": 0.80, "presence/d0": 0.8, "n": 304}}
+    line = presence_line(worse)
+    assert "the answer word is right more often than the description read by rule" in line
+    assert "(0.150 of the questions wrong instead of 0.200)" in line and "decision" not in line
+    level = METRICS | {"presence_from_description": {"presence": 0.85, "presence/d0": 0.85, "n": 304}}
+    assert presence_line(level).endswith("the two are right equally often.")
+
+
+def test_the_card_of_a_shipped_base_is_a_hugging_face_model_card(tmp_path):
+    for name in ("training_log.json", "metrics.json", "config.json"):  # the shipped base's measured files
+        shutil.copy(SHIPPED_BASE / name, tmp_path / name)
+    text = write_model_card(tmp_path, "mini-o3-lite release --model runs/tiny/base", "2 CPU cores",
+                            "Stage X: what was tried.").read_text()
+    assert text.startswith("---\n")
+    meta = ModelCard(text).data.to_dict()  # the Hub's parser of the front matter
+    assert (meta["license"], meta["library_name"], meta["pipeline_tag"]) == (
+        "apache-2.0", "transformers", "image-text-to-text")
+    assert {"mini-o3", "visual-search", "multi-turn", "visualprobe-lite"} <= set(meta["tags"])
+    assert "base_model" not in meta and "datasets" not in meta  # Hub ids only; the kit's are named in the text
+    for section in ("## Intended use", "## Training data", "## Training", "## Evaluation", "## Limitations",
+                    "## What was tried, and what each gave"):
+        assert f"\n{section}\n" in text
+    assert "`mini-o3-lite release --model runs/tiny/base`" in text and "Stage X: what was tried." in text
+    log, metrics = (json.loads((tmp_path / f).read_text()) for f in ("training_log.json", "metrics.json"))
+    assert f"({log['parameters']['total']:,} parameters" in text and "square and triangle shapes" in text
+    assert f"| presence | {metrics['skills']['presence']:.3f} |" in text and presence_line(metrics) in text
+    assert "DESIGN" not in text and "not the seeing" not in text  # no file outside the kit, no fixed claim
+    assert "/work/" not in text and str(tmp_path) not in text
 
 
 def test_step_table_has_a_row_per_verdict_kind_and_is_empty_for_older_cards():

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tiny-base6n from nothing: the ten pretraining stages of its lineage, in order, as their model cards record them
-# (checkpoints/tiny-base6b, 6c, 6d, 6h and this folder's README.md, "What was tried"). 4.6 hours of training on 2 CPU cores
-# (the cards' wall times), plus the held-out report after each stage.
+# The shipped tiny base from nothing: the ten pretraining stages of its lineage (A, B, C, D, F, G, H, K, M, N), in
+# order, as this folder's README.md ("Lineage", "What was tried") and papers/experiments.md record them. 4.6 hours of
+# training on 2 CPU cores (the stages' logs, training_log_stage_<letter>.json), plus the held-out report after each stage.
+# The last line writes the shipped checkpoint's bf16 copy and model card to runs/tiny/repro/tiny-base6n.
 # Three stages start from a checkpoint's bf16 copy (6c, 6d, 6h), as the recorded runs did; those copies are made
 # here too. Every stage resumes from <out>/checkpoint, so the script can be run again after an interruption.
 # The recorded stages were trained with a learning-rate schedule of their own (a linear warm-up from 1/w times a
