@@ -31,10 +31,12 @@ def config_hash(config: Any) -> str:
 KEY_METRICS = "key metrics: "  # a notebook's headline numbers, printed on one line for `mini-o3-lite run`'s summary
 
 
-def key_metrics(**values: Any) -> dict:
-    """Print a notebook's headline numbers as one `key metrics: {json}` line; the batch runner reads it back."""
+def key_metrics(**values: Any) -> None:
+    """Print a notebook's headline numbers as one `key metrics: {json}` line; the batch runner reads it back.
+
+    Returns nothing, so that the notebook's last cell shows that line alone.
+    """
     print(KEY_METRICS + json.dumps(values, default=str))
-    return values
 
 
 def read_key_metrics(notebook: str | Path) -> dict:
