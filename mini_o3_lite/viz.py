@@ -2,7 +2,8 @@
 
 Everything here draws; nothing decides. Boxes are in pixels of the image they are drawn on (turn a
 relative `bbox_2d` into pixels with `relative_to_pixels`). Figures stay small (a notebook is
-committed with its outputs), so the defaults are a figure 8 inches wide at 80 dpi.
+committed with its outputs), so the defaults are a figure 8 inches wide at 80 dpi; the one turn the
+trajectory browser draws at a time (`draw_turn`) is larger, so that the dot of a zoomed view shows.
 """
 
 from __future__ import annotations
@@ -118,21 +119,52 @@ def zoom_regions(calls: Sequence[dict | None], width: int, height: int) -> list[
     return regions[1:]
 
 
+def views_seen(traj) -> list[int]:
+    """For each assistant turn, in order, the image it answered to: 0 for the original, i for observation_i.
+
+    A turn sees the latest image it has received: the original on turn 1, then the observation made by
+    the last valid, executed zoom before it (an error turn brings no image, so the view stays the same).
+    """
+    turns = sum(1 for m in traj.messages if m["role"] == "assistant")
+    seen, out = 0, []
+    for k in range(turns):
+        out.append(seen)
+        call = traj.calls[k] if k < len(traj.calls) else None
+        if call and call.get("valid") and call.get("executed", True):
+            seen += 1
+    return out
+
+
 def draw_trajectory(traj, min_pixels: int, max_pixels: int, max_views: int = 6, fontsize: float = 7):
-    """One trajectory: the original with each zoom box numbered, then the observations the model got,
-    each with the model's turn that asked for it written under it. Returns the figure."""
+    """One trajectory: the original with each zoom box numbered, then the observations the model got.
+
+    Under each view is the turn that answered to it, labelled "turn k (about this view)": the model's
+    next turn, whose "I see ..." describes that view (turn 1 under the original). Box i on the original
+    is observation_i. The original's title holds the finish and the answer. Returns the figure.
+    """
     import matplotlib.pyplot as plt
 
     original = traj.images[0]
     regions = zoom_regions(traj.calls, *original.size)
     texts = [m["content"][0]["text"] for m in traj.messages if m["role"] == "assistant"]
+    seen = views_seen(traj)
     views = traj.images[1 : 1 + max_views]
+
+    def caption(view: int) -> str:
+        turns = [k for k, v in enumerate(seen) if v == view]
+        if not turns:  # the zoom was made, but the search ended before a turn looked at it
+            return f"no turn after this view ({traj.finish})"
+        return f"turn {turns[0] + 1} (about this view): {texts[turns[0]]}"
+
     fig, axes = plt.subplots(1, 1 + len(views), figsize=(2.1 * (1 + len(views)), 3.4), dpi=80, squeeze=False)
     labels = [str(i + 1) for i in range(len(regions))]
     drawn = draw_boxes(original, regions, labels=labels, width=max(2, original.width // 150))
-    panels = [(drawn, f"{traj.id}: {traj.finish}, {traj.turns} turns", texts[-1] if texts else "")]
-    said = [t for t, c in zip(texts, traj.calls, strict=False) if c and c.get("valid") and c.get("executed", True)]
-    panels += [(model_view(v, min_pixels, max_pixels), f"observation_{i + 1}", said[i] if i < len(said) else "")
+    answer = f" {traj.answer!r}" if traj.answer is not None else ""
+    panels = [(drawn, f"{traj.id}: {traj.finish}{answer}, {traj.turns} turns", caption(0))]
+    more = len(traj.images) - 1 > len(views)  # views left out: the last title says how many there are
+    panels += [(model_view(v, min_pixels, max_pixels),
+                f"observation_{i + 1}" + (f" (of {len(traj.images) - 1})" if more and i == len(views) - 1 else ""),
+                caption(i + 1))
                for i, v in enumerate(views)]
     for ax, (image, title, text) in zip(axes[0], panels, strict=True):
         ax.imshow(image, interpolation="nearest")
@@ -217,9 +249,14 @@ def draw_batch_mask(trajectories: Sequence, weights: Sequence[float], labels: Se
     return fig
 
 
-def draw_turn(traj, turn: int, min_pixels: int, max_pixels: int, fontsize: float = 8):
+def draw_turn(traj, turn: int, min_pixels: int, max_pixels: int, fontsize: float = 9,
+              figsize: tuple[float, float] = (10, 5.4), dpi: int = 100):
     """Turn `turn` (1-based) of a trajectory: the original with the zooms made before it, and the view
-    the model was answering to (the original on turn 1, else the latest observation) with its words."""
+    the model was answering to (the original on turn 1, else the latest observation) with its words.
+
+    Drawn large (by default two panels of about 450 pixels), so that the dot the question asks about
+    shows in the zoomed view: the widget of `browser` draws with it.
+    """
     import matplotlib.pyplot as plt
 
     original = traj.images[0]
@@ -231,45 +268,42 @@ def draw_turn(traj, turn: int, min_pixels: int, max_pixels: int, fontsize: float
               (model_view(traj.images[seen], min_pixels, max_pixels),
                f"turn {turn}/{traj.turns}, sees {f'observation_{seen}' if seen else 'original_image'}",
                texts[turn - 1] if turn <= len(texts) else "")]
-    fig, axes = plt.subplots(1, 2, figsize=(6, 3.4), dpi=80)
+    fig, axes = plt.subplots(1, 2, figsize=figsize, dpi=dpi)
     for ax, (image, title, text) in zip(axes, panels, strict=True):
         ax.imshow(image, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=fontsize)
-        ax.set_xlabel(textwrap.fill(text, 48), fontsize=fontsize)
+        ax.set_xlabel(textwrap.fill(text, int(figsize[0] * 60 / fontsize)), fontsize=fontsize)
     fig.tight_layout()
     return fig
 
 
-def browser(rows: Sequence[dict], replay, min_pixels: int, max_pixels: int, interactive: bool = False):
-    """Browse evaluated trajectories: pick a difficulty, right or wrong, a question, then step through turns.
+def live_kernel() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, Notebook, VS Code, but also papermill and nbval)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
-    `rows` are `evaluate` rows; `replay(id)` returns that question's trajectory (a greedy re-run gives
-    back the evaluated one). A widget needs a live front end; with `interactive=False` (papermill,
-    nbval, a notebook read on GitHub) the first right and the first wrong trajectory are drawn whole
-    instead, and nothing is returned.
+
+def browser_widget(rows: Sequence[dict], replay, min_pixels: int, max_pixels: int, trajectory=None):
+    """The trajectory browser: pick a difficulty, right or wrong, a question, then step through its turns.
+
+    `rows` are `evaluate` rows; `replay(id)` returns that question's trajectory (`trajectory`, a cached
+    form of it, when given). It opens on the first question the model got right (else the first), at
+    turn 1, already drawn; a filter that leaves the chosen question out moves to the first that stays.
+    Returns the `ipywidgets` box (dropdowns, question, turn slider, picture).
     """
+    import ipywidgets as widgets
     import matplotlib.pyplot as plt
 
-    cache: dict[str, object] = {}
-
-    def trajectory(question_id: str):
-        if question_id not in cache:
-            cache[question_id] = replay(question_id)
-        return cache[question_id]
-
-    if not interactive:
-        for pick in (next((r for r in rows if r["correct"]), None), next((r for r in rows if not r["correct"]), None)):
-            if pick is not None:
-                draw_trajectory(trajectory(pick["id"]), min_pixels, max_pixels)
-                plt.show()
-        return None
-    import ipywidgets as widgets
-
+    trajectory = trajectory or replay
     difficulty = widgets.Dropdown(options=["all", *sorted({r["difficulty"] for r in rows})], description="difficulty")
     outcome = widgets.Dropdown(options=["all", "correct", "incorrect"], description="outcome")
-    question = widgets.Dropdown(options=[], description="question")
+    question = widgets.Dropdown(options=[], description="question", layout=widgets.Layout(width="32em"))
     turn = widgets.IntSlider(min=1, max=1, description="turn")
     out = widgets.Output()
 
@@ -281,19 +315,66 @@ def browser(rows: Sequence[dict], replay, min_pixels: int, max_pixels: int, inte
                 plt.show()
 
     def pick_question(*_):
-        if question.value:
-            turn.value, turn.max = 1, max(1, trajectory(question.value).turns)
+        turn.unobserve(redraw, "value")  # one picture per new question, not one per slider change
+        turn.value = 1
+        turn.max = max(1, trajectory(question.value).turns) if question.value else 1
+        turn.observe(redraw, "value")
         redraw()
 
     def refilter(*_):
         keep = [r for r in rows if difficulty.value in ("all", r["difficulty"])
                 and outcome.value in ("all", "correct" if r["correct"] else "incorrect")]
+        chosen = question.value
         question.options = [(f"{r['id']} ({r['turns']} turns, {'right' if r['correct'] else 'wrong'})", r["id"])
-                            for r in keep]
+                            for r in keep]  # ipywidgets then selects nothing: choose again below
+        ids = [r["id"] for r in keep]
+        first = next((r["id"] for r in keep if r["correct"]), ids[0] if ids else None)
+        question.value = chosen if chosen in ids else first
 
     difficulty.observe(refilter, "value")
     outcome.observe(refilter, "value")
     question.observe(pick_question, "value")
     turn.observe(redraw, "value")
-    refilter()
+    refilter()  # preselects the first right question and draws its turn 1
     return widgets.VBox([widgets.HBox([difficulty, outcome]), question, turn, out])
+
+
+def browser(rows: Sequence[dict], replay, min_pixels: int, max_pixels: int, interactive: bool = False):
+    """Browse evaluated trajectories: static pictures, and the widget wherever a Jupyter kernel runs.
+
+    `rows` are `evaluate` rows; `replay(id)` returns that question's trajectory (a greedy re-run gives
+    back the evaluated one; each is replayed once). With `interactive=False` the first right and the
+    first wrong trajectory are drawn whole, then, inside a Jupyter kernel, the widget of
+    `browser_widget` is displayed below them, opened on the first right question. A kernel cannot tell
+    whether a front end is watching, so both are always shown: a reader in JupyterLab gets the widget
+    without changing anything, while papermill and nbval record it as one line of text beside the
+    pictures, which is what GitHub shows. Returns nothing. With `interactive=True` only the widget is
+    built, and returned (a cell that ends with it displays it).
+    """
+    import matplotlib.pyplot as plt
+
+    cache: dict[str, object] = {}
+
+    def trajectory(question_id: str):
+        if question_id not in cache:
+            cache[question_id] = replay(question_id)
+        return cache[question_id]
+
+    if interactive:
+        return browser_widget(rows, replay, min_pixels, max_pixels, trajectory)
+    for pick in (next((r for r in rows if r["correct"]), None), next((r for r in rows if not r["correct"]), None)):
+        if pick is not None:
+            draw_trajectory(trajectory(pick["id"]), min_pixels, max_pixels)
+            plt.show()
+    if live_kernel():
+        try:
+            box = browser_widget(rows, replay, min_pixels, max_pixels, trajectory)
+        except ImportError:  # no ipywidgets: the pictures above are all there is
+            return None
+        from IPython.display import display
+
+        bundle = box._repr_mimebundle_()  # the widget for a live front end, and the line a static reader sees
+        bundle["text/plain"] = ("Trajectory browser: open this notebook in Jupyter and run it to pick a question "
+                                "and step through its turns.")
+        display(bundle, raw=True)
+    return None

@@ -49,37 +49,3 @@ def test_batch_mask_picture(tiny_processor, make_image):
     assert image.shape == (2, max(len(t.model_mask) for t in trajs))
     assert set(image[0][: len(trajs[0].model_mask)].tolist()) == {1.0, 2.0}  # environment + loss
     assert 3.0 in image[1].tolist() and 2.0 not in image[1].tolist()  # the exceeded row is masked
-
-
-def test_trajectory_browser_static_and_widget(tiny_processor, make_image):
-    class Rec:
-        def __init__(self, i, difficulty):
-            self.id, self.question, self.answer, self.choices = f"r{i}", "What colour is it?", "red", None
-            self.difficulty, self.source = difficulty, "test"
-
-    recs = [Rec(0, "easy"), Rec(1, "hard")]
-    call = '<think>look</think>\n<grounding>{"bbox_2d": [0, 0, 0.5, 0.5], "source": "original_image"}</grounding>'
-    script = {"r0": [call, "<think>x</think>\n<answer>red</answer>"], "r1": ["<think>x</think>\n<answer>blue</answer>"]}
-    trajs = {t.id: t for t in rollout(recs, [make_image(200, 200)] * 2, tiny_processor, replay_policy(script),
-                                      RolloutConfig(max_turns=3))}
-    rows = [evaluate.row(trajs[r.id], r) for r in recs]
-    replayed = []
-
-    def replay(question_id):
-        replayed.append(question_id)
-        return trajs[question_id]
-
-    assert viz.browser(rows, replay, 112 * 112, 112 * 112, interactive=False) is None
-    assert replayed == ["r0", "r1"]  # one right and one wrong trajectory, drawn whole
-    ui = viz.browser(rows, replay, 112 * 112, 112 * 112, interactive=True)
-    difficulty, outcome = ui.children[0].children
-    question, turn = ui.children[1], ui.children[2]
-    assert [v for _, v in question.options] == ["r0", "r1"]
-    outcome.value = "incorrect"
-    assert [v for _, v in question.options] == ["r1"]
-    outcome.value, difficulty.value = "all", "easy"
-    question.value = "r0"
-    assert turn.max == 2
-    turn.value = 2
-    fig = viz.draw_turn(trajs["r0"], 2, 112 * 112, 112 * 112)
-    assert "sees observation_1" in fig.axes[1].get_title() and "answer" in fig.axes[1].get_xlabel()
