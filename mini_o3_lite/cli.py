@@ -206,7 +206,8 @@ def compare_cmd(args: argparse.Namespace) -> int:
             writable(Path(args.out).parent)
     except (ModelPathError, ValueError) as exc:
         return fail("compare", exc)
-    result = compare(preset, models, args.n, args.max_turns, args.samples, out=args.out)
+    result = compare(preset, models, args.n, args.max_turns, args.samples, out=args.out,
+                     command=shlex.join(["mini-o3-lite", *args.argv]))
     for name, run in result["protocols"].items():
         print(f"\n{name}, {args.n} questions, {args.max_turns} turns")
         print(table([{"model": m, "accuracy": r["accuracy"]["mean"], "se": r["accuracy"]["se"],

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .evaluate import ensure_eval, settings
+from .manifest import portable
 from .presets import Preset
 
 
@@ -55,19 +56,22 @@ def describe_run(rows: list[dict], budget: int) -> dict:
 
 
 def compare(preset: Preset, models: dict[str, str | Path], n: int, max_turns: int, samples: int = 8,
-            temperature: float = 1.0, out: str | Path | None = None, progress: bool = True) -> dict:
+            temperature: float = 1.0, out: str | Path | None = None, progress: bool = True,
+            command: str | None = None) -> dict:
     """Evaluate each agent greedy and Avg@`samples` on the first `n` test questions at `max_turns` turns.
 
     `models`: {label: checkpoint directory}; the first is the reference every other is paired against
     (the cold-start agent). Each evaluation is cached under `runs/<preset>/eval/` (an interrupted comparison
-    redoes only the missing ones). Writes the result to `out` as JSON when given.
+    redoes only the missing ones). Writes the result to `out` as JSON when given, with `command`, the command
+    line that asked for it.
     """
     if n > preset.data.n_test:  # a larger held-out split: the test stream's first n scenes
         preset = replace(preset, data=replace(preset.data, n_test=n))
     protocols = {"greedy": (settings(preset, max_turns), 1),
                  f"avg@{samples}": (settings(preset, max_turns, do_sample=True, temperature=temperature), samples)}
-    result = {"n": n, "max_turns": max_turns, "samples": samples, "temperature": temperature,
-              "models": {label: str(path) for label, path in models.items()}, "protocols": {}}
+    result = {"command": command or "comparison.compare", "n": n, "max_turns": max_turns, "samples": samples,
+              "temperature": temperature,
+              "models": {label: portable(path) for label, path in models.items()}, "protocols": {}}
     for name, (config, k) in protocols.items():
         rows = {label: ensure_eval(preset, path, f"compare-{label}-{name}-{max_turns}t-{n}", n=n, config=config,
                                    samples=k, progress=progress)[0]

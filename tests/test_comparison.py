@@ -46,6 +46,7 @@ def test_compare_command_writes_both_protocols_with_pairs(tiny_dir, tmp_path, mo
     assert code == 0 and "paired se" in capsys.readouterr().out
     got = json.loads(out.read_text())
     assert set(got["protocols"]) == {"greedy", "avg@2"} and got["n"] == 3
+    assert got["command"].startswith("mini-o3-lite compare --models sft ")  # how to make it again
     for run in got["protocols"].values():
         assert list(run["models"]) == ["sft", str(tiny_dir)] and run["models"]["sft"]["accuracy"]["n"] == 3
         pair = run["paired"][f"{tiny_dir} - sft"]  # the second agent against the reference, question by question
