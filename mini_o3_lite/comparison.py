@@ -43,7 +43,7 @@ def paired(a: dict[str, float], b: dict[str, float], ids: list[str] | None = Non
     return diff | {"z": round(diff["mean"] / diff["se"], 2) if diff["se"] else None}
 
 
-def describe_run(rows: list[dict], budget: int) -> dict:
+def summarise_run(rows: list[dict], budget: int) -> dict:
     """Accuracy (with SE) overall and per difficulty, turns (with SE), exceeded share, turn histogram."""
     correct = per_question(rows)
     difficulty = {r["id"]: r["difficulty"] for r in rows}
@@ -82,7 +82,7 @@ def compare(preset: Preset, models: dict[str, str | Path], n: int, max_turns: in
         pairs = [(labels[0], other) for other in labels[1:]] + list(zip(labels[1:], labels[2:], strict=False))
         hard = [q for q, d in difficulty.items() if d == "hard"]
         result["protocols"][name] = {
-            "models": {label: describe_run(r, max_turns) for label, r in rows.items()},
+            "models": {label: summarise_run(r, max_turns) for label, r in rows.items()},
             "paired": {f"{b} - {a}": paired(correct[a], correct[b]) for a, b in pairs},
             "paired_hard": {f"{b} - {a}": paired(correct[a], correct[b], hard) for a, b in pairs}}
     if out is not None:

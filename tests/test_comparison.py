@@ -30,8 +30,8 @@ def test_paired_se_is_the_se_of_per_question_differences():
     assert comparison.paired(a, b, ["q1", "q2"])["mean"] == 0  # a subset (e.g. the hard questions)
 
 
-def test_describe_run_counts_per_difficulty_and_turns():
-    got = comparison.describe_run(rows([1, 0, 1, 1, 0, 0]), budget=16)
+def test_summarise_run_counts_per_difficulty_and_turns():
+    got = comparison.summarise_run(rows([1, 0, 1, 1, 0, 0]), budget=16)
     assert got["accuracy"]["mean"] == 0.5 and got["accuracy"]["n"] == 6
     assert got["by_difficulty"]["easy"]["mean"] == 1.0 and got["by_difficulty"]["hard"]["mean"] == 0.5
     assert got["turns"] == {"mean": 3.0, "se": 0.0, "n": 6} and got["turn_histogram"] == {"3": 6}
