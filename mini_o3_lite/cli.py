@@ -12,6 +12,7 @@
     mini-o3-lite export --preset tiny --format all --out exports/tiny
     mini-o3-lite pretrain --out runs/tiny/base --set base.steps=100      # resumes from runs/tiny/base/checkpoint
     mini-o3-lite release --model runs/tiny/base --ship runs/tiny/my-base --findings notes.md
+    mini-o3-lite ship-evals SFT_32turns RL_masked_32turns   # notebooks read these copies instead of computing
 
 Each command's `--help` says what it takes. `run` executes the notebooks with papermill (`runner.py`) and
 prints a table of their key metrics; `eval` runs the agent on a split or on a local copy of one of the
@@ -22,7 +23,7 @@ TRL files (`export.py`); `pretrain` and `release` train and ship the tiny base (
 `--model-path` is the preset's own model (a local Qwen2.5-VL or Qwen3-VL directory) and `--set key=value`
 overrides any preset setting. A bad input (unknown parameter, preset or setting, missing checkpoint,
 unwritable folder) stops a command before anything runs, with one line naming it and exit status 2.
-The parsers of eight commands make this module about 400 lines; what each command does lives in the module it names.
+The parsers of nine commands make this module about 400 lines; what each command does lives in the module it names.
 """
 
 from __future__ import annotations
@@ -300,6 +301,17 @@ def release_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def ship_cmd(args: argparse.Namespace) -> int:
+    from .evaluate import ship
+
+    try:
+        written = ship(args.preset, args.names)
+    except FileNotFoundError as exc:
+        return fail("ship-evals", exc)
+    print("\n".join(str(w) for w in written))
+    return 0
+
+
 def model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-path", metavar="DIR",
                    help="the preset's model: a local Qwen2.5-VL or Qwen3-VL directory (needed by the full preset)")
@@ -401,7 +413,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ship", metavar="DIR", help="write a bf16 copy here, measure it, and write its model card")
     p.add_argument("--findings", metavar="FILE", help="markdown: what was tried and what each gave (model card)")
     p.set_defaults(func=release_cmd)
-    for q in (pretraining, p):
+    release = p
+    p = sub.add_parser("ship-evals", help="copy finished evaluations from runs/<preset>/eval/ into the kit, where "
+                                          "notebooks read them instead of computing")
+    p.add_argument("names", nargs="+", metavar="NAME", help="evaluation folders under runs/<preset>/eval/")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
+    p.set_defaults(func=ship_cmd)
+    for q in (pretraining, release):
         q.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="preset (default: tiny)")
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a preset setting (repeatable), e.g. --set base.steps=100")

@@ -33,7 +33,7 @@ from . import description, protocol, scenes, scoring
 from .data import LazyImages, read_records
 from .dataset import ensure_dataset
 from .manifest import cached_stage, config_hash, portable, stage_dir
-from .modeling import load_for
+from .modeling import ASSETS, load_for
 from .rollout import Batcher, RolloutConfig, model_policy, rollout
 
 
@@ -230,30 +230,57 @@ def evaluation_spec(preset, model_dir, config: RolloutConfig, split: str, n: int
     }
 
 
+SHIPPED_EVALS = ASSETS / "evals"  # finished evaluations the notebooks read instead of computing (`ship`)
+
+
 def ensure_eval(preset, model_dir, name: str, split: str = "test", n: int | None = None,
                 config: RolloutConfig | None = None, progress: bool = True,
-                samples: int = 1, pixels: tuple[int, int] | None = None) -> tuple[list[dict], dict]:
+                samples: int = 1, pixels: tuple[int, int] | None = None,
+                shipped: bool = False) -> tuple[list[dict], dict]:
     """`runs/<preset>/eval/<name>/`: rows of one evaluation, computed once per protocol. Returns (rows, manifest).
 
     With a sampling `config`, `samples` runs per question (Avg@K; rows carry `sample`), else one greedy run.
     `pixels` = (min, max) evaluates at another pixel budget on the preset's own scenes (the max-pixels sweep).
+    `shipped`: take the kit's copy of this evaluation (`SHIPPED_EVALS/<preset>/<name>`) when its protocol,
+    model and data hash to the same config; anything else is computed.
     """
     config = config or settings(preset)
     data_dir, data = ensure_dataset(preset, split, n)  # the split's first n scenes: only those are made
     records = read_records(data_dir / f"{split}.jsonl")[:n]
     spec = evaluation_spec(preset, model_dir, config, split, len(records), samples, pixels)
     return evaluated(stage_dir(preset.name, "eval") / name, preset, model_dir, records, LazyImages(records, data_dir),
-                     config, spec, {"data": data["config_hash"]}, samples, progress)
+                     config, spec, {"data": data["config_hash"]}, samples, progress,
+                     shipped=SHIPPED_EVALS / preset.name / name if shipped else None)
+
+
+def ship(preset_name: str, names: list[str]) -> list[Path]:
+    """Copy finished evaluations `runs/<preset>/eval/<name>/` (manifest and rows) to `SHIPPED_EVALS`.
+
+    The notebooks' heaviest cells read these copies under `make test`; their parameter `shipped_results =
+    False` computes the same rows again. Returns the folders written.
+    """
+    written = []
+    for name in names:
+        source, target = stage_dir(preset_name, "eval") / name, SHIPPED_EVALS / preset_name / name
+        if not (source / "manifest.json").is_file():
+            raise FileNotFoundError(f"{source}: no finished evaluation (manifest.json) to ship")
+        target.mkdir(parents=True, exist_ok=True)
+        for file in ("manifest.json", "rows.jsonl", "memory.json"):
+            (target / file).write_bytes((source / file).read_bytes())
+        written.append(target)
+    return written
 
 
 def evaluated(folder, preset, model_dir, records, images, config: RolloutConfig, spec: dict, inputs: dict,
               samples: int = 1, progress: bool = True, prompts: list[str] | None = None,
-              category: Callable | None = None, judge: Callable[[str], str] | None = None) -> tuple[list[dict], dict]:
+              category: Callable | None = None, judge: Callable[[str], str] | None = None,
+              shipped: Path | None = None) -> tuple[list[dict], dict]:
     """`folder` holds the rows of one evaluation of `records`, computed once per protocol `spec` and `inputs`.
 
     The model is opened at the protocol's pixel budget. `prompts`: each question as asked (`run`);
     `category(record)`: the group a benchmark reports (rows get a `category` column and are summarised by it,
-    else by difficulty); `judge`: scores the answers instead of the rules (`judged`). Returns (rows, manifest).
+    else by difficulty); `judge`: scores the answers instead of the rules (`judged`); `shipped`: a finished
+    copy to take when it matches (`manifest.cached_stage`). Returns (rows, manifest).
     """
     by = "difficulty" if category is None else "category"
 
@@ -272,7 +299,7 @@ def evaluated(folder, preset, model_dir, records, images, config: RolloutConfig,
         return {"summary": avg_at_k(rows, by) if config.do_sample else summary(rows, by),
                 "peak_rss_mb": max((e["peak_rss_mb"] for e in log), default=None)}
 
-    manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, inputs, config.seed)
+    manifest = cached_stage(folder, {"protocol": spec, "rollout": asdict(config)}, build, inputs, config.seed, shipped)
     rows = [json.loads(line) for line in (folder / "rows.jsonl").read_text().splitlines()]
     return rows, manifest
 

@@ -121,6 +121,45 @@ def test_a_changed_config_never_resumes_the_old_checkpoints(tmp_path):
     assert not (folder / ".building").exists()
 
 
+def test_a_shipped_copy_is_taken_only_when_its_config_matches(tmp_path):
+    shipped, folder = tmp_path / "assets" / "evals" / "sft", tmp_path / "runs" / "tiny" / "eval" / "sft"
+    build = CountingBuild({"accuracy": 0.5})
+    cached_stage(shipped, {"max_turns": 16}, build, inputs={"data": "abc"})  # the kit's copy, made once
+    assert build.calls == 1
+    taken = cached_stage(folder, {"max_turns": 16}, build, inputs={"data": "abc"}, shipped=shipped)
+    assert build.calls == 1 and taken == read_manifest(shipped)  # copied, not built
+    assert (folder / "out.txt").read_text() == "build 1\n"
+    other = cached_stage(folder, {"max_turns": 32}, build, inputs={"data": "abc"}, shipped=shipped)
+    assert build.calls == 2 and other["config"] == {"max_turns": 32}  # another protocol: computed
+    cached_stage(folder, {"max_turns": 16}, build, inputs={"data": "other"}, shipped=shipped)
+    assert build.calls == 3  # other data: computed
+    cached_stage(tmp_path / "elsewhere", {"max_turns": 16}, build, inputs={"data": "abc"},
+                 shipped=tmp_path / "missing")
+    assert build.calls == 4  # no copy: computed
+
+
+def test_ship_evals_copies_a_finished_evaluation_and_names_a_missing_one(tmp_path, monkeypatch, capsys):
+    from mini_o3_lite import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "mini_o3_lite").mkdir()
+    monkeypatch.setattr(evaluate, "SHIPPED_EVALS", tmp_path / "shipped")
+    done = tmp_path / "runs" / "tiny" / "eval" / "SFT_16turns"
+
+    def evaluation(out):
+        (out / "rows.jsonl").write_text("{}\n")
+        (out / "memory.json").write_text("[]")
+        return {}
+
+    cached_stage(done, {"max_turns": 16}, evaluation)
+    assert cli.main(["ship-evals", "SFT_16turns"]) == 0
+    assert (tmp_path / "shipped" / "tiny" / "SFT_16turns" / "rows.jsonl").read_text() == "{}\n"
+    assert read_manifest(tmp_path / "shipped" / "tiny" / "SFT_16turns") == read_manifest(done)
+    assert cli.main(["ship-evals", "SFT_32turns"]) == 2
+    assert "SFT_32turns: no finished evaluation" in capsys.readouterr().err
+
+
 def test_read_manifest_of_a_missing_folder(tmp_path):
     assert read_manifest(tmp_path / "nothing") is None
 
