@@ -84,13 +84,26 @@ def grouped(rows: list[dict], by: str) -> dict[str, list[dict]]:
 
 
 def run_k(model, processor, records, images, config: RolloutConfig, k: int, progress: bool = False,
-          log: list | None = None, prompts: list[str] | None = None) -> list[dict]:
-    """K sampled runs (seeds `config.seed + i`); each row carries its `sample` index i. Same seed, same rows."""
+          log: list | None = None, prompts: list[str] | None = None, folder: Path | None = None) -> list[dict]:
+    """K sampled runs (seeds `config.seed + i`); each row carries its `sample` index i. Same seed, same rows.
+
+    With a `folder`, each finished sample's rows are kept there (`sample-<i>.jsonl`) and read back by a later
+    call: an interrupted Avg@K resumes at the sample it was in (one sample of hundreds of questions is minutes).
+    """
     if not config.do_sample:
         raise ValueError("run_k needs a sampling config (do_sample=True); greedy runs are all the same")
-    return [dict(r, sample=i) for i in range(k)
-            for r in run(model, processor, records, images, replace(config, seed=config.seed + i), progress, log=log,
-                         prompts=prompts)]
+    out = []
+    for i in range(k):
+        shard = Path(folder) / f"sample-{i}.jsonl" if folder is not None else None
+        if shard is not None and shard.is_file():
+            out += [json.loads(line) for line in shard.read_text().splitlines()]
+            continue
+        rows = [dict(r, sample=i) for r in run(model, processor, records, images, replace(config, seed=config.seed + i),
+                                                progress, log=log, prompts=prompts)]
+        if shard is not None:
+            shard.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        out += rows
+    return out
 
 
 def avg_at_k(rows: list[dict], by: str = "difficulty") -> list[dict]:
@@ -287,8 +300,8 @@ def evaluated(folder, preset, model_dir, records, images, config: RolloutConfig,
     def build(out):
         model, processor = load_for(preset, model_dir, min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"])
         log: list[dict] = []  # memory per batched turn
-        rows = run_k(model, processor, records, images, config, samples, progress, log, prompts) if config.do_sample \
-            else run(model, processor, records, images, config, progress, log=log, prompts=prompts)
+        rows = run_k(model, processor, records, images, config, samples, progress, log, prompts, folder=out) \
+            if config.do_sample else run(model, processor, records, images, config, progress, log=log, prompts=prompts)
         if category is not None:
             groups = {r.id: category(r) for r in records}
             rows = [dict(r, category=groups[r["id"]]) for r in rows]
@@ -296,6 +309,8 @@ def evaluated(folder, preset, model_dir, records, images, config: RolloutConfig,
             rows = judged(rows, records, judge)
         (out / "rows.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
         (out / "memory.json").write_text(json.dumps(log))
+        for shard in out.glob("sample-*.jsonl"):  # run_k's resume points, now in rows.jsonl
+            shard.unlink()
         return {"summary": avg_at_k(rows, by) if config.do_sample else summary(rows, by),
                 "peak_rss_mb": max((e["peak_rss_mb"] for e in log), default=None)}
 

@@ -109,6 +109,27 @@ def test_avg_at_k_mean_and_spread_and_same_seed_same_rows(tiny_model, tiny_proce
         evaluate.run_k(tiny_model, tiny_processor, records, images, replace(cfg, do_sample=False), k=2)
 
 
+def test_an_interrupted_avg_at_k_resumes_at_its_sample(tiny_model, tiny_processor, tmp_path, monkeypatch):
+    records, images = split(2)
+    cfg = evaluate.settings(P, max_turns=2, max_new_tokens=8, batch_size=2, do_sample=True, temperature=1.0)
+    whole = evaluate.run_k(tiny_model, tiny_processor, records, images, cfg, k=3)
+    real_run, seeds = evaluate.run, []
+
+    def interrupted(model, processor, recs, ims, config, *args, **kwargs):
+        seeds.append(config.seed)
+        if config.seed == cfg.seed + 2 and len(seeds) == 3:
+            raise KeyboardInterrupt  # stopped during the third sample
+        return real_run(model, processor, recs, ims, config, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate.run_k(tiny_model, tiny_processor, records, images, cfg, k=3, folder=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample-0.jsonl", "sample-1.jsonl"]
+    resumed = evaluate.run_k(tiny_model, tiny_processor, records, images, cfg, k=3, folder=tmp_path)
+    assert seeds[3:] == [cfg.seed + 2]  # only the unfinished sample ran again
+    assert resumed == whole  # and the rows are those of one uninterrupted run
+
+
 def test_diagnose_tells_perception_from_decision(tiny_processor):
     from mini_o3_lite import teacher
 
