@@ -44,14 +44,18 @@ def paired(a: dict[str, float], b: dict[str, float], ids: list[str] | None = Non
 
 
 def summarise_run(rows: list[dict], budget: int) -> dict:
-    """Accuracy (with SE) overall and per difficulty, turns (with SE), exceeded share, turn histogram."""
+    """Accuracy (with SE) overall and per difficulty, turns (with SE), exceeded share, turn histogram, how
+    searches end (`finishes`) and how often an answer, when one is given, is right."""
     correct = per_question(rows)
     difficulty = {r["id"]: r["difficulty"] for r in rows}
     by = {d: mean_se([c for q, c in correct.items() if difficulty[q] == d]) for d in sorted(set(difficulty.values()))}
+    answered = [r for r in rows if r["finish"] == "answer"]
     return {"accuracy": mean_se(list(correct.values())), "by_difficulty": by,
             "turns": mean_se([float(r["turns"]) for r in rows]),
             "exceeded": round(sum(r["exceeded"] for r in rows) / len(rows), 4),
             "turn_histogram": {str(t): c for t, c in sorted(Counter(r["turns"] for r in rows).items())},
+            "finishes": dict(sorted(Counter(r["finish"] for r in rows).items())),
+            "right_when_answering": round(sum(r["correct"] for r in answered) / max(len(answered), 1), 4),
             "budget": budget}
 
 

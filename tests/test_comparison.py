@@ -12,7 +12,8 @@ from mini_o3_lite import cli, comparison
 
 def rows(correct: list[int], sample: int | None = None, turns: int = 3) -> list[dict]:
     diff = ["easy", "medium", "hard"]
-    return [{"id": f"q{i}", "difficulty": diff[i % 3], "correct": bool(c), "turns": turns, "exceeded": False}
+    return [{"id": f"q{i}", "difficulty": diff[i % 3], "correct": bool(c), "turns": turns, "exceeded": False,
+             "finish": "answer" if i % 2 == 0 else "context"}
             | ({} if sample is None else {"sample": sample}) for i, c in enumerate(correct)]
 
 
@@ -35,6 +36,8 @@ def test_summarise_run_counts_per_difficulty_and_turns():
     assert got["accuracy"]["mean"] == 0.5 and got["accuracy"]["n"] == 6
     assert got["by_difficulty"]["easy"]["mean"] == 1.0 and got["by_difficulty"]["hard"]["mean"] == 0.5
     assert got["turns"] == {"mean": 3.0, "se": 0.0, "n": 6} and got["turn_histogram"] == {"3": 6}
+    assert got["finishes"] == {"answer": 3, "context": 3}  # questions 0, 2, 4 answered, 2 of them right
+    assert got["right_when_answering"] == round(2 / 3, 4)
     assert math.isnan(comparison.mean_se([1.0])["se"])
 
 
