@@ -289,9 +289,11 @@ def readme_results() -> str:
     cmp_ = asset("rl-comparison.json")
     greedy, sampled_name = cmp_["protocols"]["greedy"], [p for p in cmp_["protocols"] if p != "greedy"][0]
     sampled = cmp_["protocols"][sampled_name]
-    acc = lambda run, m: f"{run['models'][m]['accuracy']['mean']:.3f}"  # noqa: E731
-    turns = lambda run, m: f"{run['models'][m]['turns']['mean']:.1f}"  # noqa: E731
+    names = {"sft": "SFT start", "rl": "masked", "rl_nomask": "unmasked"}
+    agents = [m for m in names if m in greedy["models"]]
+    acc = lambda run: " / ".join(f"{run['models'][m]['accuracy']['mean']:.3f}" for m in agents)  # noqa: E731
     gain = sampled["paired"]["rl - sft"]
+    turns = {label: summary(rows(f"{prefix}_32turns"))[0]["mean_turns"] for label, prefix in AGENTS.items()}
     curve = {
         c["max_turns"]: c["accuracy"]
         for c in budget_curve(rows("SFT_32turns"), [4, 6, 16, 32], 32)
@@ -313,17 +315,16 @@ def readme_results() -> str:
             "what does over-turn masking buy?",
             f"without masking {vp(paper('Mini-o3 without over-turn masking'))}, with it "
             f"{vp(paper('Mini-o3 full recipe (ablation table)'))} (ablation, 6 turns, *unverified*)",
-            f"SFT start / masked / unmasked, {n_cmp}: greedy {acc(greedy, 'sft')} / {acc(greedy, 'rl')} / "
-            f"{acc(greedy, 'rl_nomask')}; {sampled_name} {acc(sampled, 'sft')} / {acc(sampled, 'rl')} / "
-            f"{acc(sampled, 'rl_nomask')} (masked {gain['mean']:+.3f} over SFT, paired SE {gain['se']:.3f})",
+            f"{' / '.join(names[m] for m in agents)}, {n_cmp}: greedy {acc(greedy)}; {sampled_name} {acc(sampled)} "
+            f"(masked {gain['mean']:+.3f} over SFT, paired SE {gain['se']:.3f})",
             RL_SOURCE,
         ],
         [
             "do searches get shorter without masking?",
             "4.8 turns without, 5.5 with (correct answers; *unverified*)",
-            f"greedy, {n_cmp}: SFT {turns(greedy, 'sft')}, masked {turns(greedy, 'rl')}, unmasked "
-            f"{turns(greedy, 'rl_nomask')} turns",
-            RL_SOURCE,
+            f"greedy, {len(rows('SFT_32turns'))} questions, 32 turns: "
+            + ", ".join(f"{label} {t:.1f}" for label, t in turns.items()) + " turns",
+            '[notebook 05](notebooks/05_rl_over_turn_masking.ipynb), "Held-out"',
         ],
         [
             "fewer pixels per image, more turns?",
