@@ -26,7 +26,7 @@ run: setup  ## execute every notebook in order with papermill (outputs in runs/<
 	$(BIN)/mini-o3-lite run --preset $(PRESET)
 
 test: setup  ## unit tests, then every notebook executed by nbval
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider --durations=15
 
 lint: setup
 	$(BIN)/ruff check .
@@ -51,3 +51,18 @@ $(VERL_STAMP): tests/verl/requirements.txt pyproject.toml
 
 test-verl: $(VERL_STAMP)  ## the verl plugin and the scale-out exports against verl's and LLaMA-Factory's own code (CPU)
 	$(VERL_VENV)/bin/python -m pytest tests/verl -p no:cacheprovider
+
+# A reader's session in a real browser (tests/browser): JupyterLab runs notebook 07, headless Chromium picks a
+# question in its trajectory browser and moves the turn slider. Minutes long, so not part of `make test`.
+BROWSER_STAMP := $(VENV)/.browser-installed
+.PHONY: test-browser
+
+$(BROWSER_STAMP): $(STAMP) tests/browser/requirements.txt
+	$(BIN)/pip install --quiet -r tests/browser/requirements.txt
+	touch $(BROWSER_STAMP)
+
+test-browser: setup $(BROWSER_STAMP)  ## notebook 07's widget driven in headless Chromium (Debian's chromium, chromium-driver)
+	@for f in /usr/bin/chromium /usr/bin/chromedriver; do test -x $$f || { \
+	  echo "make test-browser: $$f is missing; install Debian's browser and its driver:" \
+	       "apt-get install chromium chromium-driver" >&2; exit 1; }; done
+	MINI_O3_BROWSER=1 $(BIN)/python -m pytest tests/browser -s -p no:cacheprovider
