@@ -100,8 +100,10 @@ def run_k(model, processor, records, images, config: RolloutConfig, k: int, prog
             continue
         rows = [dict(r, sample=i) for r in run(model, processor, records, images, replace(config, seed=config.seed + i),
                                                 progress, log=log, prompts=prompts)]
-        if shard is not None:
-            shard.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        if shard is not None:  # written whole, then renamed: an interrupt never leaves half a sample to resume from
+            partial = shard.with_suffix(".partial")
+            partial.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+            partial.replace(shard)
         out += rows
     return out
 
