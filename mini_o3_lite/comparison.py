@@ -21,11 +21,12 @@ from .manifest import portable
 from .presets import Preset
 
 
-def per_question(rows: list[dict]) -> dict[str, float]:
-    """{question id: share of its runs answered right} (1 run greedy, K runs sampled)."""
+def per_question(rows: list[dict], key: str = "correct") -> dict[str, float]:
+    """{question id: mean of `key` over its runs}: the share answered right, or the mean turns (1 run greedy,
+    K runs sampled). The K runs of one question are not independent, so standard errors are taken over these."""
     runs: dict[str, list[float]] = {}
     for r in rows:
-        runs.setdefault(r["id"], []).append(float(r["correct"]))
+        runs.setdefault(r["id"], []).append(float(r[key]))
     return {q: statistics.fmean(v) for q, v in runs.items()}
 
 
@@ -44,14 +45,14 @@ def paired(a: dict[str, float], b: dict[str, float], ids: list[str] | None = Non
 
 
 def summarise_run(rows: list[dict], budget: int) -> dict:
-    """Accuracy (with SE) overall and per difficulty, turns (with SE), exceeded share, turn histogram, how
-    searches end (`finishes`) and how often an answer, when one is given, is right."""
+    """Accuracy (with SE) overall and per difficulty, turns (with SE over questions), exceeded share, turn
+    histogram, how searches end (`finishes`) and how often an answer, when one is given, is right."""
     correct = per_question(rows)
     difficulty = {r["id"]: r["difficulty"] for r in rows}
     by = {d: mean_se([c for q, c in correct.items() if difficulty[q] == d]) for d in sorted(set(difficulty.values()))}
     answered = [r for r in rows if r["finish"] == "answer"]
     return {"accuracy": mean_se(list(correct.values())), "by_difficulty": by,
-            "turns": mean_se([float(r["turns"]) for r in rows]),
+            "turns": mean_se(list(per_question(rows, "turns").values())),
             "exceeded": round(sum(r["exceeded"] for r in rows) / len(rows), 4),
             "turn_histogram": {str(t): c for t, c in sorted(Counter(r["turns"] for r in rows).items())},
             "finishes": dict(sorted(Counter(r["finish"] for r in rows).items())),

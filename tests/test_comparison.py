@@ -41,6 +41,13 @@ def test_summarise_run_counts_per_difficulty_and_turns():
     assert math.isnan(comparison.mean_se([1.0])["se"])
 
 
+def test_sampled_turns_have_their_se_over_questions_not_runs():
+    # two questions, each run twice: 2 and 4 turns on q0, 6 and 8 on q1 -> per question 3 and 7
+    runs = [r | {"turns": t} for r, t in zip(rows([1, 0], 0) + rows([1, 0], 1), [2, 6, 4, 8], strict=True)]
+    got = comparison.summarise_run(runs, budget=16)["turns"]
+    assert got == {"mean": 5.0, "se": 2.0, "n": 2}  # std of (3, 7) is 2.83, over sqrt(2)
+
+
 def test_compare_command_writes_both_protocols_with_pairs(tiny_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # runs/ goes under the test's folder
     out = tmp_path / "comparison.json"
